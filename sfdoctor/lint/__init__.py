@@ -1,0 +1,1 @@
+"""`sfdoctor lint`: static analysis with libcst."""

@@ -1,0 +1,188 @@
+"""Lint files: prefilter, parse, run the selected rules, apply suppressions; in parallel."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import sys
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import libcst as cst
+
+from ..findings import Finding, Location, RuleInfo
+from .rule import FileContext, Rule, discover_rules
+
+SYNTAX_ERROR = RuleInfo("SF000", "syntax-error", "error", "A file that does not parse.")
+# Every finding needs a ScheduleFree optimizer or a `schedule_free_*` Trainer option in the file.
+PREFILTER = re.compile(rb"schedule_?free", re.IGNORECASE)
+NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
+IGNORE_NEXT = re.compile(r"^\s*#\s*sfdoctor:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
+# Below this many files, starting worker processes costs more than it saves.
+PARALLEL_THRESHOLD = 16
+
+
+@dataclass(frozen=True)
+class Settings:
+    select: tuple[str, ...] = ("SF",)
+    ignore: tuple[str, ...] = ()
+    factories: frozenset[str] = frozenset()  # qualified names of functions returning SF optimizers
+    prefilter: bool = True
+
+    def enabled(self, code: str) -> bool:
+        """Ruff's rule: the longest matching prefix decides; on a tie, ignore wins."""
+        selected = max((len(p) for p in self.select if code.startswith(p)), default=-1)
+        ignored = max((len(p) for p in self.ignore if code.startswith(p)), default=-1)
+        return selected > ignored
+
+    def prefilter_pattern(self) -> re.Pattern[bytes]:
+        names = sorted({f.rsplit(".", 1)[-1] for f in self.factories})
+        if not names:
+            return PREFILTER
+        return re.compile(PREFILTER.pattern + b"|" + b"|".join(re.escape(n.encode()) for n in names), re.IGNORECASE)
+
+
+@dataclass
+class FileResult:
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # internal errors, one line each
+    lines: int = 0
+    analysed: bool = False
+
+
+@dataclass
+class LintResult:
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    files: int = 0
+    lines: int = 0
+    analysed: int = 0
+
+
+def lint_source(filename: str, data: bytes, settings: Settings) -> FileResult:
+    """Lint one file's bytes. Never raises: a crashing rule becomes an internal error line."""
+    result = FileResult(lines=data.count(b"\n"))
+    if settings.prefilter and not settings.prefilter_pattern().search(data):
+        return result
+    result.analysed = True
+    try:
+        module = cst.parse_module(data)
+    except cst.ParserSyntaxError as error:
+        message = str(error).splitlines()[0] if str(error) else "invalid syntax"
+        result.findings.append(_syntax_error(filename, error.raw_line, error.raw_column + 1, message))
+        return result
+    except (UnicodeDecodeError, LookupError, SyntaxError, ValueError) as error:
+        result.findings.append(_syntax_error(filename, 1, 1, f"cannot decode the file: {error}"))
+        return result
+    context = FileContext(filename, module, settings.factories)
+    for rule_class in discover_rules():
+        if not settings.enabled(rule_class.info.code):
+            continue
+        try:
+            rule_class(context).check()
+        except Exception as error:  # one rule's bug must not take the run down
+            where = traceback.extract_tb(error.__traceback__)[-1]
+            result.errors.append(
+                f"{filename}: internal error in {rule_class.info.code}: {type(error).__name__}: {error} "
+                f"({Path(where.filename).name}:{where.lineno})"
+            )
+    if context.findings:
+        result.findings = _unsuppressed(context, data)
+    return result
+
+
+def _syntax_error(filename: str, row: int, column: int, message: str) -> Finding:
+    location = Location(max(row, 1), max(column, 1))
+    return Finding(SYNTAX_ERROR, f"cannot parse: {message}", filename, location, location)
+
+
+def _unsuppressed(context: FileContext, data: bytes) -> list[Finding]:
+    lines = data.decode(context.module.encoding, errors="replace").splitlines()
+    covered = _ignore_comment_ranges(context, lines)
+    kept = []
+    for finding in context.findings:
+        row = finding.location.row
+        line = lines[row - 1] if row <= len(lines) else ""
+        if _codes_match(NOQA.search(line), finding.code):
+            continue
+        if any(first <= row <= last and _codes_match(match, finding.code) for first, last, match in covered):
+            continue
+        kept.append(finding)
+    return kept
+
+
+def _codes_match(match: re.Match[str] | None, code: str) -> bool:
+    if match is None:
+        return False
+    codes = match.group("codes")
+    return codes is None or code in re.findall(r"[A-Z]+[0-9]+", codes.upper())
+
+
+def _ignore_comment_ranges(context: FileContext, lines: list[str]) -> list[tuple[int, int, re.Match[str]]]:
+    """`# sfdoctor: ignore[...]` on the line before a statement covers all of its lines."""
+    comments = {row: m for row, line in enumerate(lines, 1) if (m := IGNORE_NEXT.match(line))}
+    if not comments:
+        return []
+    starts: dict[int, int] = {}
+    for statement in context.index.parent_statement:
+        code_range = context.position(statement)
+        starts[code_range.start.line] = max(starts.get(code_range.start.line, 0), code_range.end.line)
+    ranges = []
+    for row, match in comments.items():
+        target = row + 1
+        while target <= len(lines) and (not lines[target - 1].strip() or lines[target - 1].lstrip().startswith("#")):
+            target += 1
+        if target in starts:
+            ranges.append((target, starts[target], match))
+    return ranges
+
+
+def _lint_path(path: Path, display: str, settings: Settings) -> FileResult:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return FileResult(errors=[f"{display}: cannot read: {error.strerror or error}"])
+    return lint_source(display, data, settings)
+
+
+_worker_settings: Settings | None = None
+
+
+def _init_worker(settings: Settings) -> None:
+    global _worker_settings
+    _worker_settings = settings
+
+
+def _lint_in_worker(job: tuple[Path, str]) -> FileResult:
+    assert _worker_settings is not None
+    return _lint_path(job[0], job[1], _worker_settings)
+
+
+def lint_files(files: list[tuple[Path, str]], settings: Settings, jobs: int | None = None) -> LintResult:
+    """Lint (path, display name) pairs, in worker processes when there are enough of them."""
+    jobs = jobs or os.cpu_count() or 1
+    if jobs > 1 and len(files) >= PARALLEL_THRESHOLD:
+        # fork is cheap and keeps the imported rules; elsewhere use the platform default
+        context = multiprocessing.get_context("fork") if sys.platform == "linux" else None
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(settings,)) as pool:
+            results = list(pool.map(_lint_in_worker, files, chunksize=max(1, min(64, len(files) // (jobs * 8)))))
+    else:
+        results = [_lint_path(path, display, settings) for path, display in files]
+    total = LintResult(files=len(files))
+    for result in results:
+        total.findings.extend(result.findings)
+        total.errors.extend(result.errors)
+        total.lines += result.lines
+        total.analysed += result.analysed
+    total.findings.sort(key=Finding.sort_key)
+    return total
+
+
+def rule_infos() -> list[RuleInfo]:
+    return [SYNTAX_ERROR, *(rule.info for rule in discover_rules())]
+
+
+__all__ = ["Settings", "lint_files", "lint_source", "rule_infos", "Rule"]

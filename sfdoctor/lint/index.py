@@ -1,0 +1,335 @@
+"""One cheap pass over a module that records what the rules ask about.
+
+Full libcst metadata (scopes, qualified names, positions) costs several times the parse, so the
+index keeps only what the rules need: imports (for qualified names), calls, assignments with the
+statement they sit in, functions with their parameters and returns, and `self.x` assignments.
+Positions are computed later, and only for files that have something to report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import libcst as cst
+
+COMPOUND = (
+    cst.If,
+    cst.For,
+    cst.While,
+    cst.With,
+    cst.Try,
+    cst.FunctionDef,
+    cst.ClassDef,
+)
+STATEMENT_TYPES = frozenset(
+    {cst.SimpleStatementLine, cst.If, cst.For, cst.While, cst.With, cst.Try, cst.FunctionDef, cst.ClassDef}
+    | ({cst.TryStar} if hasattr(cst, "TryStar") else set())
+    | ({cst.Match} if hasattr(cst, "Match") else set())
+)
+
+
+@dataclass(eq=False)
+class Function:
+    """A function or method; `scope_id` keys its local assignments."""
+
+    node: cst.FunctionDef
+    name: str
+    class_name: str | None
+    params: dict[str, cst.Param]
+    # (returned expression, its return statement)
+    returns: list[tuple[cst.BaseExpression, cst.CSTNode]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, eq=False)
+class Binding:
+    """`name = value` (or one element of a tuple assignment); `order` is source order."""
+
+    value: cst.BaseExpression | Unpacked
+    statement: cst.CSTNode
+    order: int
+    # a binding made by a for loop over `value` rather than to `value` itself
+    loop_item: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class CallSite:
+    node: cst.Call
+    qualname: str | None  # imports resolved: "torch.optim.lr_scheduler.LambdaLR"
+    function: Function | None  # the enclosing function
+    statement: cst.CSTNode  # the innermost statement that contains the call
+    order: int
+
+
+@dataclass(frozen=True, eq=False)
+class SubscriptWrite:
+    """`target[key] = value` with a string key, e.g. `group["lr"] = 0`."""
+
+    target: cst.BaseExpression
+    key: str
+    value: cst.BaseExpression
+    function: Function | None
+    statement: cst.CSTNode
+    order: int
+
+
+class ModuleIndex(cst.CSTVisitor):
+    def __init__(self, module: cst.Module) -> None:
+        self.module = module
+        self.imports: dict[str, str] = {}
+        self.calls: list[CallSite] = []
+        self.subscript_writes: list[SubscriptWrite] = []
+        self.functions: list[Function] = []
+        self.functions_by_name: dict[str, list[Function]] = {}
+        self.function_by_node: dict[cst.FunctionDef, Function] = {}
+        # (function or None for module level, name) -> bindings in source order
+        self.bindings: dict[tuple[Function | None, str], list[Binding]] = {}
+        # (class name, attribute) -> values of `self.attribute = value` in its methods
+        self.attributes: dict[tuple[str, str], list[Binding]] = {}
+        self.parent_statement: dict[cst.CSTNode, cst.CSTNode | None] = {}
+        self.block: dict[cst.CSTNode, tuple[tuple[cst.CSTNode, ...], int]] = {}
+        self._statements: list[cst.CSTNode] = []
+        self._functions: list[Function] = []
+        self._classes: list[str] = []
+        self._order = 0
+        module.visit(self)
+
+    # -- traversal -------------------------------------------------------------------------
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        kind = type(node)
+        if kind in STATEMENT_TYPES:
+            self.parent_statement[node] = self._statements[-1] if self._statements else None
+            self._statements.append(node)
+        handler = _VISITORS.get(kind)
+        if handler is not None:
+            return handler(self, node) is not False
+        return True
+
+    def on_leave(self, node: cst.CSTNode) -> None:
+        kind = type(node)
+        if kind in STATEMENT_TYPES:
+            self._statements.pop()
+        if kind is cst.FunctionDef:
+            self._functions.pop()
+        elif kind is cst.ClassDef:
+            self._classes.pop()
+
+    def _next_order(self) -> int:
+        self._order += 1
+        return self._order
+
+    def _record_block(self, body: tuple[cst.CSTNode, ...] | list[cst.CSTNode]) -> None:
+        body = tuple(body)
+        for position, statement in enumerate(body):
+            self.block[statement] = (body, position)
+
+    def _visit_module(self, node: cst.Module) -> None:
+        self._record_block(node.body)
+
+    def _visit_indented_block(self, node: cst.IndentedBlock) -> None:
+        self._record_block(node.body)
+
+    def _visit_import(self, node: cst.Import) -> None:
+        for alias in node.names:
+            dotted = _dotted(alias.name)
+            if alias.asname is not None:
+                self.imports[_dotted(alias.asname.name)] = dotted
+            else:
+                head = dotted.split(".")[0]
+                self.imports[head] = head
+
+    def _visit_import_from(self, node: cst.ImportFrom) -> None:
+        if isinstance(node.names, cst.ImportStar) or node.module is None:
+            return
+        base = "." * len(node.relative) + _dotted(node.module)
+        for alias in node.names:
+            name = _dotted(alias.name)
+            local = _dotted(alias.asname.name) if alias.asname is not None else name
+            self.imports[local] = f"{base}.{name}"
+
+    def _visit_function(self, node: cst.FunctionDef) -> None:
+        params = {}
+        for param in (*node.params.posonly_params, *node.params.params, *node.params.kwonly_params):
+            params[param.name.value] = param
+        function = Function(node, node.name.value, self._classes[-1] if self._classes else None, params)
+        self.functions.append(function)
+        self.functions_by_name.setdefault(function.name, []).append(function)
+        self.function_by_node[node] = function
+        self._functions.append(function)
+
+    def _visit_class(self, node: cst.ClassDef) -> None:
+        self._classes.append(node.name.value)
+
+    def _visit_return(self, node: cst.Return) -> None:
+        if self._functions and node.value is not None:
+            self._functions[-1].returns.append((node.value, self._statements[-1]))
+
+    def _visit_call(self, node: cst.Call) -> None:
+        self.calls.append(
+            CallSite(node, self.qualname(node.func), self._function, self._statements[-1], self._next_order())
+        )
+
+    def _visit_assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            self._bind(target.target, node.value)
+
+    def _visit_ann_assign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self._bind(node.target, node.value)
+
+    def _visit_for(self, node: cst.For) -> None:
+        self._bind(node.target, node.iter, loop_item=True)
+
+    def _visit_with(self, node: cst.With) -> None:
+        for item in node.items:
+            if item.asname is not None:
+                self._bind(item.asname.name, item.item)
+
+    def _bind(self, target: cst.BaseExpression, value: cst.BaseExpression, loop_item: bool = False) -> None:
+        statement = self._statements[-1]
+        if isinstance(target, cst.Name):
+            binding = Binding(value, statement, self._next_order(), loop_item)
+            self.bindings.setdefault((self._function, target.value), []).append(binding)
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            elements = [e.value for e in target.elements]
+            if isinstance(value, (cst.Tuple, cst.List)) and len(value.elements) == len(elements):
+                for element, item in zip(elements, value.elements):
+                    self._bind(element, item.value, loop_item)
+            else:
+                for position, element in enumerate(elements):
+                    self._bind(element, Unpacked(value, position), loop_item)
+        elif (
+            isinstance(target, cst.Attribute)
+            and isinstance(target.value, cst.Name)
+            and target.value.value == "self"
+            and self._classes
+        ):
+            binding = Binding(value, statement, self._next_order(), loop_item)
+            self.attributes.setdefault((self._classes[-1], target.attr.value), []).append(binding)
+        elif isinstance(target, cst.Subscript):
+            key = subscript_key(target)
+            if key is not None:
+                self.subscript_writes.append(
+                    SubscriptWrite(target.value, key, value, self._function, statement, self._next_order())
+                )
+
+    @property
+    def _function(self) -> Function | None:
+        return self._functions[-1] if self._functions else None
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def qualname(self, expression: cst.BaseExpression) -> str | None:
+        """`sf.AdamWScheduleFree` -> `schedulefree.AdamWScheduleFree` through the imports."""
+        dotted = _dotted_or_none(expression)
+        if dotted is None:
+            return None
+        head, _, rest = dotted.partition(".")
+        base = self.imports.get(head, head)
+        return f"{base}.{rest}" if rest else base
+
+    def enclosing_statements(self, statement: cst.CSTNode) -> Iterator[cst.CSTNode]:
+        """The statement itself, then each compound statement around it, innermost first."""
+        current: cst.CSTNode | None = statement
+        while current is not None:
+            yield current
+            current = self.parent_statement.get(current)
+
+    def function_of(self, statement: cst.CSTNode) -> Function | None:
+        for enclosing in self.enclosing_statements(statement):
+            if isinstance(enclosing, cst.FunctionDef):
+                return self.function_by_node[enclosing]
+        return None
+
+    def reaching_bindings(
+        self, name: str, statement: cst.CSTNode, function: Function | None
+    ) -> tuple[list[Binding], bool]:
+        """Bindings of `name` that may reach `statement`, and whether one of them certainly does.
+
+        Walks back through the statements before `statement` in its block, then in each enclosing
+        block. A plain assignment before it at the same level ends the search; assignments inside
+        an earlier `if`/`for`/`try` are possible values and the search goes on past them.
+        Assignments in a branch that does not lead to `statement` are never seen.
+        """
+        candidates = self.bindings.get((function, name), [])
+        if not candidates:
+            return [], False
+        found: list[Binding] = []
+        current: cst.CSTNode | None = statement
+        while current is not None and current is not (function.node if function else None):
+            parent = self.parent_statement.get(current)
+            # `for x in ...:` binds x for its own body
+            if isinstance(parent, cst.For):
+                own = [b for b in candidates if b.statement is parent and b.loop_item]
+                if own:
+                    return found + own, True
+            body, position = self.block.get(current, ((), 0))
+            for earlier in reversed(body[:position]):
+                inside = [b for b in candidates if self._within(b.statement, earlier)]
+                if not inside:
+                    continue
+                if inside[-1].statement is earlier and not isinstance(earlier, COMPOUND):
+                    return found + [inside[-1]], True
+                found.extend(inside)
+            current = parent
+        return found, False
+
+    def _within(self, statement: cst.CSTNode, ancestor: cst.CSTNode) -> bool:
+        return any(s is ancestor for s in self.enclosing_statements(statement))
+
+    def module_bindings(self, name: str) -> list[Binding]:
+        return self.bindings.get((None, name), [])
+
+    def code(self, node: cst.CSTNode) -> str:
+        return self.module.code_for_node(node)
+
+
+@dataclass(frozen=True, eq=False)
+class Unpacked:
+    """Element `position` of an iterable value that a tuple assignment unpacked."""
+
+    value: cst.BaseExpression
+    position: int
+
+
+def subscript_key(node: cst.Subscript) -> str | None:
+    if len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
+        return None
+    key = node.slice[0].slice.value
+    if isinstance(key, cst.SimpleString):
+        return key.evaluated_value if isinstance(key.evaluated_value, str) else None
+    return None
+
+
+def _dotted(node: cst.BaseExpression) -> str:
+    dotted = _dotted_or_none(node)
+    assert dotted is not None
+    return dotted
+
+
+def _dotted_or_none(node: cst.BaseExpression) -> str | None:
+    parts = []
+    while isinstance(node, cst.Attribute):
+        parts.append(node.attr.value)
+        node = node.value
+    if not isinstance(node, cst.Name):
+        return None
+    parts.append(node.value)
+    return ".".join(reversed(parts))
+
+
+_VISITORS = {
+    cst.Module: ModuleIndex._visit_module,
+    cst.IndentedBlock: ModuleIndex._visit_indented_block,
+    cst.Import: ModuleIndex._visit_import,
+    cst.ImportFrom: ModuleIndex._visit_import_from,
+    cst.FunctionDef: ModuleIndex._visit_function,
+    cst.ClassDef: ModuleIndex._visit_class,
+    cst.Return: ModuleIndex._visit_return,
+    cst.Call: ModuleIndex._visit_call,
+    cst.Assign: ModuleIndex._visit_assign,
+    cst.AnnAssign: ModuleIndex._visit_ann_assign,
+    cst.For: ModuleIndex._visit_for,
+    cst.With: ModuleIndex._visit_with,
+}

@@ -1,0 +1,98 @@
+"""The rule base class and the per-file context rules report into."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from functools import cache
+from typing import Callable, ClassVar, TypeVar
+
+import libcst as cst
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+
+from ..findings import Finding, Fix, Location, Related, RuleInfo, Severity
+from .index import ModuleIndex
+from .values import Evaluator
+
+T = TypeVar("T")
+
+
+class FileContext:
+    """One parsed file: its index, an evaluator, and the findings reported so far."""
+
+    def __init__(self, filename: str, module: cst.Module, factories: frozenset[str]) -> None:
+        self.filename = filename
+        self.module = module
+        self.index = ModuleIndex(module)
+        self.evaluator = Evaluator(self.index, factories)
+        self.findings: list[Finding] = []
+        self._analyses: dict[Callable, object] = {}
+        self._positions: dict[cst.CSTNode, CodeRange] | None = None
+
+    def analysis(self, build: Callable[[FileContext], T]) -> T:
+        """A shared analysis (e.g. all schedulers of the file), computed once per file."""
+        if build not in self._analyses:
+            self._analyses[build] = build(self)
+        return self._analyses[build]  # type: ignore[return-value]
+
+    def position(self, node: cst.CSTNode) -> CodeRange:
+        # Positions cost a full code generation pass: only files that report anything pay it.
+        if self._positions is None:
+            self._positions = MetadataWrapper(self.module, unsafe_skip_copy=True).resolve(PositionProvider)
+        return self._positions[node]
+
+    def location(self, node: cst.CSTNode) -> tuple[Location, Location]:
+        code_range = self.position(node)
+        return (
+            Location(code_range.start.line, code_range.start.column + 1),
+            Location(code_range.end.line, code_range.end.column + 1),
+        )
+
+    def related(self, message: str, node: cst.CSTNode) -> Related:
+        return Related(message, self.filename, self.location(node)[0])
+
+
+class Rule:
+    """A lint rule: subclasses set `info` and implement `check`, calling `report` for each finding."""
+
+    info: ClassVar[RuleInfo]
+
+    def __init__(self, context: FileContext) -> None:
+        self.context = context
+
+    def check(self) -> None:
+        raise NotImplementedError
+
+    def report(
+        self,
+        node: cst.CSTNode,
+        message: str,
+        *,
+        possible: bool = False,
+        related: tuple[Related, ...] = (),
+        fix: Fix | None = None,
+        notes: tuple[str, ...] = (),
+        severity: Severity | None = None,
+    ) -> None:
+        start, end = self.context.location(node)
+        rule = self.info
+        if severity is not None and severity != rule.severity:
+            rule = RuleInfo(rule.code, rule.name, severity, rule.summary)
+        self.context.findings.append(
+            Finding(rule, message, self.context.filename, start, end, possible, related, fix, notes=notes)
+        )
+
+
+@cache
+def discover_rules() -> tuple[type[Rule], ...]:
+    """Every `Rule` subclass in the modules of `sfdoctor.lint.rules`, ordered by code."""
+    from . import rules as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
+    found = [cls for cls in _subclasses(Rule) if "info" in cls.__dict__]
+    return tuple(sorted(found, key=lambda cls: cls.info.code))
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [sub for direct in cls.__subclasses__() for sub in (direct, *_subclasses(direct))]

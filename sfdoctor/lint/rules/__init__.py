@@ -1,0 +1,1 @@
+"""Lint rules: one module per rule, discovered at run time."""

@@ -1,0 +1,475 @@
+"""What an expression may evaluate to, and which optimizer a name holds.
+
+Values are followed through assignments (flow-aware, see `ModuleIndex.reaching_bindings`), tuple
+unpacking, dict configs (`cfg["lr"]`, `cfg.get("lr", d)`), argparse defaults (`args.lr`), keyword
+defaults and call-site arguments of the enclosing function, and `self.x` across a class's methods.
+Where a path leads to something unknown the result is marked incomplete: rules then say
+"possible" or stay silent.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import operator
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import libcst as cst
+
+from .index import Binding, Function, ModuleIndex, Unpacked, subscript_key
+
+MAX_DEPTH = 12
+MAX_OPTIONS = 32
+
+SF_CLASSES = frozenset(
+    {
+        "AdamWScheduleFree",
+        "AdamWScheduleFreeClosure",
+        "AdamWScheduleFreeReference",
+        "AdamWScheduleFreePaper",
+        "SGDScheduleFree",
+        "SGDScheduleFreeClosure",
+        "SGDScheduleFreeReference",
+        "RAdamScheduleFree",
+        "RAdamScheduleFreeClosure",
+        "AdamCScheduleFreePlusPaper",
+        "ScheduleFreeWrapper",
+        "ScheduleFreeWrapperReference",
+    }
+)
+WRAPPER_CLASSES = frozenset({"ScheduleFreeWrapper", "ScheduleFreeWrapperReference"})
+# Functions that hand back the optimizer they are given.
+PASS_THROUGH = frozenset({"prepare", "prepare_optimizer"})
+
+
+@dataclass(frozen=True)
+class Values:
+    """The values an expression may take; `complete` is False when some path is unknown."""
+
+    options: tuple[Any, ...] = ()
+    complete: bool = False
+
+    def triggers(self, predicate: Callable[[Any], bool]) -> tuple[bool, bool]:
+        """(fires, certain): fires when some option satisfies `predicate`, certain when all do."""
+        hits = [option for option in self.options if _safe(predicate, option)]
+        return bool(hits), bool(hits) and self.complete and len(hits) == len(self.options)
+
+    @property
+    def single(self) -> Any:
+        """The value when there is exactly one and nothing unknown, else None."""
+        if self.complete and len(set(map(repr, self.options))) == 1:
+            return self.options[0]
+        return None
+
+
+UNKNOWN = Values()
+
+
+def _safe(predicate: Callable[[Any], bool], value: Any) -> bool:
+    try:
+        return bool(predicate(value))
+    except (TypeError, ValueError, ArithmeticError):
+        return False
+
+
+def merge(results: Iterable[Values]) -> Values:
+    options: list[Any] = []
+    complete = True
+    for result in results:
+        complete &= result.complete
+        options.extend(o for o in result.options if o not in options)
+    return Values(tuple(options[:MAX_OPTIONS]), complete and len(options) <= MAX_OPTIONS)
+
+
+@dataclass(frozen=True)
+class Where:
+    """The place an expression is evaluated: its statement and enclosing function."""
+
+    statement: cst.CSTNode
+    function: Function | None
+
+
+@dataclass(frozen=True)
+class OptimizerSite:
+    """A ScheduleFree optimizer's construction (or a configured factory call)."""
+
+    call: cst.Call
+    class_name: str
+    where: Where
+
+    @property
+    def is_wrapper(self) -> bool:
+        return self.class_name in WRAPPER_CLASSES
+
+    @property
+    def is_closure(self) -> bool:
+        return self.class_name.endswith("Closure")
+
+
+@dataclass(frozen=True)
+class Optimizers:
+    """Which ScheduleFree constructions an expression may hold."""
+
+    sites: tuple[OptimizerSite, ...] = ()
+    certain: bool = False  # every path leads to a ScheduleFree optimizer
+
+
+_BINARY = {
+    cst.Add: operator.add,
+    cst.Subtract: operator.sub,
+    cst.Multiply: operator.mul,
+    cst.Divide: operator.truediv,
+    cst.FloorDivide: operator.floordiv,
+    cst.Power: operator.pow,
+    cst.Modulo: operator.mod,
+}
+
+
+class Evaluator:
+    def __init__(self, index: ModuleIndex, factories: frozenset[str] = frozenset()) -> None:
+        self.index = index
+        self.factories = factories
+
+    # -- values ------------------------------------------------------------------------------
+
+    def values(self, node: cst.BaseExpression | Unpacked, where: Where, depth: int = 0) -> Values:
+        if depth > MAX_DEPTH:
+            return UNKNOWN
+        depth += 1
+        if isinstance(node, Unpacked):
+            return self._unpacked_values(node, where, depth)
+        if isinstance(node, (cst.Integer, cst.Float)):
+            return Values((ast.literal_eval(node.value),), True)
+        if isinstance(node, cst.SimpleString):
+            return Values((node.evaluated_value,), True)
+        if isinstance(node, cst.Name):
+            if node.value in ("True", "False", "None"):
+                return Values(({"True": True, "False": False, "None": None}[node.value],), True)
+            return self._name_values(node.value, where, depth)
+        if isinstance(node, cst.UnaryOperation):
+            inner = self.values(node.expression, where, depth)
+            unary = {cst.Minus: operator.neg, cst.Plus: operator.pos, cst.Not: operator.not_}
+            return self._apply(unary.get(type(node.operator)), [inner])
+        if isinstance(node, cst.BinaryOperation):
+            function = _BINARY.get(type(node.operator))
+            return self._apply(function, [self.values(node.left, where, depth), self.values(node.right, where, depth)])
+        if isinstance(node, cst.IfExp):
+            return merge([self.values(node.body, where, depth), self.values(node.orelse, where, depth)])
+        if isinstance(node, (cst.Tuple, cst.List)):
+            parts = [self.values(e.value, where, depth) for e in node.elements if isinstance(e, cst.Element)]
+            return self._apply(lambda *items: tuple(items), parts)
+        if isinstance(node, cst.Subscript):
+            return self._subscript_values(node, where, depth)
+        if isinstance(node, cst.Attribute):
+            return self._attribute_values(node, where, depth)
+        if isinstance(node, cst.Call):
+            return self._call_values(node, where, depth)
+        return UNKNOWN
+
+    def _apply(self, function: Callable | None, parts: list[Values]) -> Values:
+        if function is None or not all(p.options for p in parts):
+            return UNKNOWN
+        results = []
+        for combination in itertools.islice(itertools.product(*(p.options for p in parts)), MAX_OPTIONS):
+            try:
+                results.append(function(*combination))
+            except (TypeError, ValueError, ArithmeticError, OverflowError):
+                return UNKNOWN
+        return Values(tuple(results), all(p.complete for p in parts))
+
+    def _name_values(self, name: str, where: Where, depth: int) -> Values:
+        return merge(self.values(b.value, w, depth) if b else UNKNOWN for b, w in self.bindings(name, where))
+
+    def bindings(self, name: str, where: Where) -> list[tuple[Binding | None, Where]]:
+        """Reaching bindings of `name` with the place each was evaluated; None marks unknown."""
+        found, certain = self.index.reaching_bindings(name, where.statement, where.function)
+        # a loop variable takes the items of its iterable: not followed
+        result = [(None if b.loop_item else b, Where(b.statement, where.function)) for b in found]
+        if certain:
+            return result
+        function = where.function
+        if function is not None and name in function.params:
+            return result + self._parameter_bindings(function, name)
+        if function is not None:
+            module_level = [(b, Where(b.statement, None)) for b in self.index.module_bindings(name)]
+            return result + (module_level or [(None, where)])
+        return result + [(None, where)]
+
+    def _parameter_bindings(self, function: Function, name: str) -> list[tuple[Binding | None, Where]]:
+        """A parameter takes its call sites' arguments, or its default where a call leaves it out."""
+        param = function.params[name]
+        default = [(Binding(param.default, function.node, 0), Where(function.node, None))] if param.default else []
+        sites = [c for c in self.index.calls if self._calls_function(c.node, function)]
+        if not sites:
+            return default or [(None, Where(function.node, function))]
+        result: list[tuple[Binding | None, Where]] = []
+        for site in sites:
+            argument = self.argument(site.node, name, self._position(function, name))
+            if argument is None:
+                result += default or [(None, Where(site.statement, site.function))]
+            else:
+                result.append((Binding(argument, site.statement, site.order), Where(site.statement, site.function)))
+        return result
+
+    @staticmethod
+    def _position(function: Function, name: str) -> int | None:
+        names = [p for p in function.params if not (function.class_name and p in ("self", "cls"))]
+        return names.index(name) if name in names else None
+
+    @staticmethod
+    def _calls_function(call: cst.Call, function: Function) -> bool:
+        func = call.func
+        if isinstance(func, cst.Name):
+            return func.value == function.name and function.class_name is None
+        return (
+            isinstance(func, cst.Attribute)
+            and func.attr.value == function.name
+            and function.class_name is not None
+            and isinstance(func.value, cst.Name)
+            and func.value.value == "self"
+        )
+
+    def _unpacked_values(self, node: Unpacked, where: Where, depth: int) -> Values:
+        whole = self.values(node.value, where, depth)
+        return self._apply(lambda value: value[node.position], [whole])
+
+    def dict_literals(self, node: cst.BaseExpression, where: Where, depth: int = 0) -> tuple[list[tuple[cst.BaseExpression, Where]], bool]:
+        """The dict literals (or `dict(...)` calls) an expression may be, and whether that is all."""
+        if depth > MAX_DEPTH:
+            return [], False
+        depth += 1
+        if isinstance(node, cst.Dict) or (
+            isinstance(node, cst.Call) and self.index.qualname(node.func) == "dict"
+        ):
+            return [(node, where)], True
+        if isinstance(node, cst.Name):
+            found, complete = [], True
+            for binding, place in self.bindings(node.value, where):
+                if binding is None or isinstance(binding.value, Unpacked):
+                    complete = False
+                    continue
+                literals, whole = self.dict_literals(binding.value, place, depth)
+                found += literals
+                complete &= whole
+            return found, complete
+        if isinstance(node, cst.Subscript):
+            # CONFIGS[name]: any of the dict's values
+            found, complete = [], True
+            for literal, place in self.dict_literals(node.value, where, depth)[0]:
+                key = subscript_key(node)
+                for entry_key, value in _dict_entries(literal):
+                    if key is None or entry_key == key:
+                        literals, whole = self.dict_literals(value, place, depth)
+                        found += literals
+                        complete &= whole
+            return found, complete and bool(found)
+        return [], False
+
+    def _subscript_values(self, node: cst.Subscript, where: Where, depth: int) -> Values:
+        key = subscript_key(node)
+        if key is None:
+            return UNKNOWN
+        return self._key_values(node.value, key, None, where, depth)
+
+    def _key_values(
+        self, mapping: cst.BaseExpression, key: str, default: cst.BaseExpression | None, where: Where, depth: int
+    ) -> Values:
+        literals, complete = self.dict_literals(mapping, where, depth)
+        results = []
+        for literal, place in literals:
+            entries = dict(_dict_entries(literal))
+            if key in entries:
+                results.append(self.values(entries[key], place, depth))
+            elif default is not None:
+                results.append(self.values(default, where, depth))
+            else:
+                complete = False
+        merged = merge(results)
+        return Values(merged.options, merged.complete and complete and bool(literals))
+
+    def _attribute_values(self, node: cst.Attribute, where: Where, depth: int) -> Values:
+        attribute = node.attr.value
+        if isinstance(node.value, cst.Name) and node.value.value == "self" and where.function:
+            return self._self_attribute_values(attribute, where, depth)
+        if self._is_parsed_args(node.value, where, depth):
+            return self._argparse_default(attribute, depth)
+        return UNKNOWN
+
+    def _self_attribute_values(self, attribute: str, where: Where, depth: int) -> Values:
+        class_name = where.function.class_name if where.function else None
+        bindings = self.index.attributes.get((class_name, attribute), [])
+        if not bindings:
+            return UNKNOWN
+        return merge(
+            self.values(b.value, Where(b.statement, self.index.function_of(b.statement)), depth) for b in bindings
+        )
+
+    def _is_parsed_args(self, node: cst.BaseExpression, where: Where, depth: int) -> bool:
+        if isinstance(node, cst.Call):
+            return isinstance(node.func, cst.Attribute) and node.func.attr.value in ("parse_args", "parse_known_args")
+        if isinstance(node, cst.Name):
+            bindings = self.bindings(node.value, where)
+            return bool(bindings) and all(
+                b is not None
+                and (
+                    self._is_parsed_args(b.value, w, depth + 1)
+                    if not isinstance(b.value, Unpacked)
+                    else self._is_parsed_args(b.value.value, w, depth + 1) and b.value.position == 0
+                )
+                for b, w in bindings
+            )
+        return False
+
+    def _argparse_default(self, dest: str, depth: int) -> Values:
+        for site in self.index.calls:
+            call = site.node
+            if not (isinstance(call.func, cst.Attribute) and call.func.attr.value == "add_argument"):
+                continue
+            if _argparse_dest(call) != dest:
+                continue
+            default = self.argument(call, "default", None)
+            where = Where(site.statement, site.function)
+            return self.values(default, where, depth) if default is not None else Values((None,), True)
+        return UNKNOWN
+
+    def _call_values(self, node: cst.Call, where: Where, depth: int) -> Values:
+        qualname = self.index.qualname(node.func) or ""
+        if qualname in ("float", "int") and node.args:
+            return self._apply(float if qualname == "float" else int, [self.values(node.args[0].value, where, depth)])
+        if isinstance(node.func, cst.Attribute) and node.func.attr.value == "get" and node.args:
+            key = self.values(node.args[0].value, where, depth).single
+            default = node.args[1].value if len(node.args) > 1 else cst.Name("None")
+            if isinstance(key, str):
+                return self._key_values(node.func.value, key, default, where, depth)
+        return UNKNOWN
+
+    # -- arguments ---------------------------------------------------------------------------
+
+    @staticmethod
+    def argument(call: cst.Call, keyword: str, position: int | None) -> cst.BaseExpression | None:
+        """An argument by keyword, or by position among the positional arguments."""
+        positional = []
+        for arg in call.args:
+            if arg.keyword is not None:
+                if arg.keyword.value == keyword:
+                    return arg.value
+            elif arg.star:
+                return None if position is not None and position >= len(positional) else None
+            else:
+                positional.append(arg.value)
+        if position is not None and position < len(positional):
+            return positional[position]
+        return None
+
+    # -- optimizers --------------------------------------------------------------------------
+
+    def optimizers(self, node: cst.BaseExpression | Unpacked, where: Where, depth: int = 0) -> Optimizers:
+        """The ScheduleFree constructions that `node` may hold."""
+        if depth > MAX_DEPTH:
+            return Optimizers()
+        depth += 1
+        if isinstance(node, Unpacked):
+            return self._unpacked_optimizers(node, where, depth)
+        if isinstance(node, cst.Call):
+            return self._call_optimizers(node, where, depth)
+        if isinstance(node, cst.Name):
+            return self._combine(
+                [self.optimizers(b.value, w, depth) if b is not None else Optimizers() for b, w in
+                 self._optimizer_bindings(node.value, where)]
+            )
+        if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self":
+            class_name = where.function.class_name if where.function else None
+            bindings = self.index.attributes.get((class_name, node.attr.value), [])
+            return self._combine(
+                [self.optimizers(b.value, Where(b.statement, self.index.function_of(b.statement)), depth)
+                 for b in bindings]
+            )
+        return Optimizers()
+
+    def _optimizer_bindings(self, name: str, where: Where) -> list[tuple[Binding | None, Where]]:
+        function = where.function
+        if function is not None and name in function.params:
+            annotation = function.params[name].annotation
+            if annotation is not None and _last_name(annotation.annotation) in SF_CLASSES:
+                # an annotated parameter: trust the annotation for mode and scheduler rules
+                return [(Binding(annotation.annotation, function.node, 0), where)]
+        return self.bindings(name, where)
+
+    def _call_optimizers(self, node: cst.Call, where: Where, depth: int) -> Optimizers:
+        qualname = self.index.qualname(node.func)
+        name = _last_name(node.func)
+        if name in SF_CLASSES or qualname in self.factories:
+            return Optimizers((OptimizerSite(node, name or qualname or "", where),), True)
+        if name in PASS_THROUGH and len(node.args) == 1:
+            return self.optimizers(node.args[0].value, where, depth)
+        returns = self._local_returns(node, where)
+        if returns:
+            return self._combine([self.optimizers(value, place, depth) for value, place in returns])
+        return Optimizers()
+
+    def _unpacked_optimizers(self, node: Unpacked, where: Where, depth: int) -> Optimizers:
+        value = node.value
+        if isinstance(value, cst.Call):
+            if _last_name(value.func) in PASS_THROUGH and node.position < len(value.args):
+                return self.optimizers(value.args[node.position].value, where, depth)
+            results = []
+            for returned, place in self._local_returns(value, where):
+                if isinstance(returned, (cst.Tuple, cst.List)) and node.position < len(returned.elements):
+                    results.append(self.optimizers(returned.elements[node.position].value, place, depth))
+                else:
+                    results.append(self.optimizers(Unpacked(returned, node.position), place, depth))
+            return self._combine(results)
+        if isinstance(value, cst.Name):
+            return self._combine(
+                [self.optimizers(Unpacked(b.value, node.position), w, depth) if b is not None and not isinstance(b.value, Unpacked) else Optimizers()
+                 for b, w in self.bindings(value.value, where)]
+            )
+        return Optimizers()
+
+    def _local_returns(self, call: cst.Call, where: Where) -> list[tuple[cst.BaseExpression, Where]]:
+        """What a call to a function or method of this module returns."""
+        func = call.func
+        candidates: list[Function] = []
+        if isinstance(func, cst.Name):
+            candidates = [f for f in self.index.functions_by_name.get(func.value, []) if f.class_name is None]
+        elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
+            class_name = where.function.class_name if where.function else None
+            candidates = [
+                f for f in self.index.functions_by_name.get(func.attr.value, []) if f.class_name == class_name
+            ]
+        return [(value, Where(statement, function)) for function in candidates for value, statement in function.returns]
+
+    @staticmethod
+    def _combine(results: list[Optimizers]) -> Optimizers:
+        sites = tuple(s for r in results for s in r.sites)
+        return Optimizers(sites, bool(results) and all(r.certain for r in results))
+
+
+def _dict_entries(node: cst.BaseExpression) -> list[tuple[str, cst.BaseExpression]]:
+    entries = []
+    if isinstance(node, cst.Dict):
+        for element in node.elements:
+            if isinstance(element, cst.DictElement) and isinstance(element.key, cst.SimpleString):
+                entries.append((element.key.evaluated_value, element.value))
+    elif isinstance(node, cst.Call):
+        entries = [(a.keyword.value, a.value) for a in node.args if a.keyword is not None]
+    return entries
+
+
+def _argparse_dest(call: cst.Call) -> str | None:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == "dest" and isinstance(arg.value, cst.SimpleString):
+            return arg.value.evaluated_value
+    flags = [a.value.evaluated_value for a in call.args if a.keyword is None and isinstance(a.value, cst.SimpleString)]
+    long = [f for f in flags if isinstance(f, str) and f.startswith("--")]
+    chosen = long[0] if long else (flags[0] if flags else None)
+    return chosen.lstrip("-").replace("-", "_") if isinstance(chosen, str) else None
+
+
+def _last_name(node: cst.BaseExpression) -> str | None:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        return node.attr.value
+    return None

@@ -1,0 +1,1 @@
+"""`sfdoctor replay`: run a training script with instrumented ScheduleFree optimizers."""

@@ -1,0 +1,3 @@
+"""Placeholder until issue 3 lands."""
+
+REPLAY_RULES = ()
