@@ -37,6 +37,7 @@ class Function:
     name: str
     class_name: str | None
     params: dict[str, cst.Param]
+    parent: Function | None  # the function this one is defined in (closures read its names)
     # (returned expression, its return statement)
     returns: list[tuple[cst.BaseExpression, cst.CSTNode]] = field(default_factory=list)
 
@@ -152,7 +153,8 @@ class ModuleIndex(cst.CSTVisitor):
         params = {}
         for param in (*node.params.posonly_params, *node.params.params, *node.params.kwonly_params):
             params[param.name.value] = param
-        function = Function(node, node.name.value, self._classes[-1] if self._classes else None, params)
+        class_name = self._classes[-1] if self._classes else None
+        function = Function(node, node.name.value, class_name, params, self._function)
         self.functions.append(function)
         self.functions_by_name.setdefault(function.name, []).append(function)
         self.function_by_node[node] = function

@@ -191,6 +191,8 @@ class Evaluator:
         function = where.function
         if function is not None and name in function.params:
             return result + self._parameter_bindings(function, name)
+        if function is not None and function.parent is not None:
+            return result + self.bindings(name, Where(function.node, function.parent))
         if function is not None:
             module_level = [(b, Where(b.statement, None)) for b in self.index.module_bindings(name)]
             return result + (module_level or [(None, where)])
@@ -234,37 +236,65 @@ class Evaluator:
         whole = self.values(node.value, where, depth)
         return self._apply(lambda value: value[node.position], [whole])
 
-    def dict_literals(self, node: cst.BaseExpression, where: Where, depth: int = 0) -> tuple[list[tuple[cst.BaseExpression, Where]], bool]:
+    def origins(
+        self, node: cst.BaseExpression, where: Where, depth: int = 0
+    ) -> tuple[list[tuple[cst.BaseExpression, Where]], bool]:
+        """The expressions a name stands for, through assignments; False when some path is unknown."""
+        if depth > MAX_DEPTH:
+            return [], False
+        if isinstance(node, cst.Subscript) and (key := subscript_key(node)) is not None:
+            literals, complete = self.dict_literals(node.value, where, depth + 1)
+            found = []
+            for literal, place in literals:
+                value = dict(_dict_entries(literal)).get(key)
+                if value is None:
+                    complete = False
+                    continue
+                more, whole = self.origins(value, place, depth + 1)
+                found += more
+                complete &= whole
+            return (found, complete) if literals else ([(node, where)], True)
+        if not isinstance(node, cst.Name) or node.value in ("True", "False", "None"):
+            return [(node, where)], True
+        found: list[tuple[cst.BaseExpression, Where]] = []
+        complete = True
+        for binding, place in self.bindings(node.value, where):
+            if binding is None or isinstance(binding.value, Unpacked):
+                complete = False
+                continue
+            more, whole = self.origins(binding.value, place, depth + 1)
+            found += more
+            complete &= whole
+        return found, complete and bool(found)
+
+    def dict_literals(
+        self, node: cst.BaseExpression, where: Where, depth: int = 0
+    ) -> tuple[list[tuple[cst.BaseExpression, Where]], bool]:
         """The dict literals (or `dict(...)` calls) an expression may be, and whether that is all."""
         if depth > MAX_DEPTH:
             return [], False
         depth += 1
-        if isinstance(node, cst.Dict) or (
-            isinstance(node, cst.Call) and self.index.qualname(node.func) == "dict"
-        ):
-            return [(node, where)], True
-        if isinstance(node, cst.Name):
-            found, complete = [], True
-            for binding, place in self.bindings(node.value, where):
-                if binding is None or isinstance(binding.value, Unpacked):
-                    complete = False
-                    continue
-                literals, whole = self.dict_literals(binding.value, place, depth)
-                found += literals
-                complete &= whole
-            return found, complete
-        if isinstance(node, cst.Subscript):
-            # CONFIGS[name]: any of the dict's values
-            found, complete = [], True
-            for literal, place in self.dict_literals(node.value, where, depth)[0]:
-                key = subscript_key(node)
-                for entry_key, value in _dict_entries(literal):
-                    if key is None or entry_key == key:
-                        literals, whole = self.dict_literals(value, place, depth)
-                        found += literals
-                        complete &= whole
-            return found, complete and bool(found)
-        return [], False
+        found: list[tuple[cst.BaseExpression, Where]] = []
+        origins, complete = self.origins(node, where)
+        for origin, place in origins:
+            if isinstance(origin, cst.Dict) or (
+                isinstance(origin, cst.Call) and self.index.qualname(origin.func) == "dict"
+            ):
+                found.append((origin, place))
+            elif isinstance(origin, cst.Subscript):
+                # CONFIGS[name]: the matching value of the dict, any of them for an unknown key
+                key = subscript_key(origin)
+                outer, outer_complete = self.dict_literals(origin.value, place, depth)
+                complete &= outer_complete
+                for literal, literal_place in outer:
+                    for entry_key, value in _dict_entries(literal):
+                        if key is None or entry_key == key:
+                            inner, inner_complete = self.dict_literals(value, literal_place, depth)
+                            found += inner
+                            complete &= inner_complete
+            else:
+                complete = False
+        return found, complete and bool(found)
 
     def _subscript_values(self, node: cst.Subscript, where: Where, depth: int) -> Values:
         key = subscript_key(node)
@@ -391,14 +421,14 @@ class Evaluator:
         function = where.function
         if function is not None and name in function.params:
             annotation = function.params[name].annotation
-            if annotation is not None and _last_name(annotation.annotation) in SF_CLASSES:
+            if annotation is not None and last_name(annotation.annotation) in SF_CLASSES:
                 # an annotated parameter: trust the annotation for mode and scheduler rules
                 return [(Binding(annotation.annotation, function.node, 0), where)]
         return self.bindings(name, where)
 
     def _call_optimizers(self, node: cst.Call, where: Where, depth: int) -> Optimizers:
         qualname = self.index.qualname(node.func)
-        name = _last_name(node.func)
+        name = last_name(node.func)
         if name in SF_CLASSES or qualname in self.factories:
             return Optimizers((OptimizerSite(node, name or qualname or "", where),), True)
         if name in PASS_THROUGH and len(node.args) == 1:
@@ -411,7 +441,7 @@ class Evaluator:
     def _unpacked_optimizers(self, node: Unpacked, where: Where, depth: int) -> Optimizers:
         value = node.value
         if isinstance(value, cst.Call):
-            if _last_name(value.func) in PASS_THROUGH and node.position < len(value.args):
+            if last_name(value.func) in PASS_THROUGH and node.position < len(value.args):
                 return self.optimizers(value.args[node.position].value, where, depth)
             results = []
             for returned, place in self._local_returns(value, where):
@@ -467,7 +497,7 @@ def _argparse_dest(call: cst.Call) -> str | None:
     return chosen.lstrip("-").replace("-", "_") if isinstance(chosen, str) else None
 
 
-def _last_name(node: cst.BaseExpression) -> str | None:
+def last_name(node: cst.BaseExpression) -> str | None:
     if isinstance(node, cst.Name):
         return node.value
     if isinstance(node, cst.Attribute):

@@ -1,0 +1,29 @@
+from ...findings import RuleInfo
+from ..rule import Rule
+from ..schedulers import schedulers
+
+
+class SchedulerOnScheduleFree(Rule):
+    info = RuleInfo(
+        "SF101", "scheduler-on-schedulefree", "warning", "An LR scheduler constructed on a ScheduleFree optimizer."
+    )
+
+    def check(self) -> None:
+        for scheduler in self.context.analysis(schedulers):
+            if (
+                scheduler.starts_at_zero.fires  # SF102
+                or scheduler.cycles_momentum.fires  # SF103
+                or scheduler.no_op
+                or scheduler.steps_neutralised
+                or scheduler.part_of_combined
+            ):
+                continue
+            optimizer = scheduler.optimizers.sites[0]
+            self.report(
+                scheduler.site.node,
+                f"{scheduler.kind} on {optimizer.class_name}: ScheduleFree needs no schedule, and a decaying "
+                "schedule that reaches lr 0 stops learning and divides by weight_sum = 0 in ckp1 = weight/weight_sum",
+                possible=not scheduler.certain,
+                related=(self.context.related("optimizer created here", optimizer.call),),
+                notes=("remove the scheduler and its .step() calls; use warmup_steps=N on the optimizer to warm up",),
+            )

@@ -1,0 +1,33 @@
+from ...findings import RuleInfo
+from ..rule import Rule
+from ..schedulers import schedulers
+
+
+def _positive(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value > 0
+
+
+class DoubleWarmup(Rule):
+    info = RuleInfo(
+        "SF104", "double-warmup", "warning", "warmup_steps on the optimizer and a warm-up scheduler on it."
+    )
+
+    def check(self) -> None:
+        for scheduler in self.context.analysis(schedulers):
+            if not scheduler.warms_up.fires or scheduler.part_of_combined:
+                continue
+            for construction in scheduler.constructions():
+                warmup = construction.argument("warmup_steps")
+                if warmup is None:
+                    continue
+                fires, certain = self.context.evaluator.values(warmup, construction.where).triggers(_positive)
+                if fires:
+                    self.report(
+                        scheduler.site.node,
+                        f"{scheduler.kind} warms up on top of {construction.class_name}'s own warmup_steps: "
+                        "the two ramps multiply into a longer, lower warm-up than either",
+                        possible=not (certain and scheduler.warms_up.certain and scheduler.certain),
+                        related=(self.context.related("warmup_steps given here", warmup),),
+                        notes=("keep only warmup_steps on the optimizer",),
+                    )
+                    break

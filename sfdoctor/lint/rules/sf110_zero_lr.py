@@ -1,0 +1,46 @@
+from ...findings import RuleInfo
+from ..constructions import constructions, describe, group_writes, is_zero, lr_argument
+from ..rule import Rule
+
+
+WHY = (
+    "weight_sum stays 0 while every step has lr 0, so ckp1 = weight/weight_sum is 0/0: "
+    "ZeroDivisionError in schedulefree 1.1-1.2.1, 1.2.3 and ScheduleFreeWrapper; "
+    "a run that silently does not learn elsewhere"
+)
+
+
+class ZeroLr(Rule):
+    info = RuleInfo("SF110", "zero-lr", "error", "A ScheduleFree optimizer whose lr is 0.")
+
+    def check(self) -> None:
+        evaluator = self.context.evaluator
+        for construction in self.context.analysis(constructions):
+            found = lr_argument(self.context, construction)
+            if found is None:
+                continue
+            lr, where = found
+            values = evaluator.values(lr, where)
+            fires, certain = values.triggers(is_zero)
+            if fires:
+                whose = "its base optimizer's lr" if construction.is_wrapper else "lr"
+                self.report(
+                    lr,
+                    f"{construction.class_name} gets {whose} {describe(values)}: {WHY}",
+                    possible=not certain,
+                    related=(self.context.related("optimizer created here", construction.call),),
+                    notes=("give a positive lr; ramp it up with warmup_steps=N instead of starting at 0",),
+                )
+        for write in group_writes(self.context, "lr"):
+            if not write.every_group:
+                continue  # one group set to 0 is a freeze: SF301
+            values = evaluator.values(write.write.value, write.where)
+            fires, certain = values.triggers(is_zero)
+            if fires:
+                self.report(
+                    write.write.value,
+                    f"every param group's lr is set to {describe(values)}: {WHY}",
+                    possible=not (certain and write.optimizers.certain),
+                )
+
+

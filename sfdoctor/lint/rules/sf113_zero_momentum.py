@@ -1,0 +1,36 @@
+import libcst as cst
+
+from ...findings import RuleInfo
+from ..constructions import constructions, describe, is_zero
+from ..rule import Rule
+
+
+class ZeroMomentum(Rule):
+    info = RuleInfo(
+        "SF113", "zero-momentum", "error", "betas[0] == 0 or momentum == 0 on a ScheduleFree optimizer."
+    )
+
+    def check(self) -> None:
+        evaluator = self.context.evaluator
+        for construction in self.context.analysis(constructions):
+            momentum = construction.argument("momentum")
+            candidates = [(momentum, construction.where, "momentum")] if momentum is not None else []
+            betas = construction.argument("betas")
+            if betas is not None:
+                origins, _ = evaluator.origins(betas, construction.where)
+                candidates += [
+                    (origin.elements[0].value, where, "betas[0]")
+                    for origin, where in origins
+                    if isinstance(origin, (cst.Tuple, cst.List)) and origin.elements
+                ]
+            for node, where, what in candidates:
+                values = evaluator.values(node, where)
+                fires, certain = values.triggers(is_zero)
+                if fires:
+                    self.report(
+                        node,
+                        f"{what} is {describe(values)}: optimizer.eval() divides by it to rebuild x "
+                        "(ZeroDivisionError: float division by zero in eval())",
+                        possible=not certain,
+                        notes=(f"use {what} in (0, 1), e.g. 0.9",),
+                    )

@@ -1,0 +1,264 @@
+"""LR schedulers constructed on ScheduleFree optimizers: the facts SF101-SF104 report on."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+import libcst as cst
+
+from .constructions import Construction
+from .index import CallSite
+from .rule import FileContext
+from .schedules import schedule_functions
+from .values import Evaluator, Optimizers, Values, Where, last_name
+
+TORCH_PREFIX = "torch.optim.lr_scheduler."
+# optimizer position, by scheduler family
+FUNCTION_SCHEDULERS = {"get_scheduler": 1, "create_scheduler": 1, "create_scheduler_v2": 0}
+COMBINERS = {"SequentialLR", "ChainedScheduler"}
+MOMENTUM_CYCLERS = {"OneCycleLR", "CyclicLR"}
+SF_TEST = re.compile(r"schedule_?free|train_mode|ScheduleFree", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Fact:
+    """(fires, certain), as `Values.triggers` gives."""
+
+    fires: bool = False
+    certain: bool = False
+
+    @classmethod
+    def of(cls, pair: tuple[bool, bool]) -> Fact:
+        return cls(*pair)
+
+
+NO = Fact()
+YES = Fact(True, True)
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    site: CallSite
+    kind: str  # "LambdaLR", "get_linear_schedule_with_warmup", ...
+    optimizers: Optimizers
+    starts_at_zero: Fact
+    warms_up: Fact
+    cycles_momentum: Fact
+    warmup_length: int | None  # steps until the factor reaches 1, where known
+    no_op: bool  # a constant factor of 1: a deliberate dummy scheduler
+    steps_neutralised: bool  # handed to a wrapper of this module that checks for ScheduleFree
+    part_of_combined: bool  # a member of SequentialLR/ChainedScheduler: reported there
+
+    @property
+    def where(self) -> Where:
+        return Where(self.site.statement, self.site.function)
+
+    @property
+    def certain(self) -> bool:
+        return self.optimizers.certain
+
+    def constructions(self) -> list[Construction]:
+        return [Construction(s.call, s.class_name, s.where) for s in self.optimizers.sites]
+
+
+def is_scheduler(qualname: str | None) -> bool:
+    if not qualname:
+        return False
+    name = qualname.rsplit(".", 1)[-1]
+    if qualname.startswith(TORCH_PREFIX):
+        return name[:1].isupper() and name not in ("LRScheduler", "_LRScheduler")
+    if qualname.startswith(("transformers", "diffusers")):
+        return name.startswith("get_") and ("schedule" in name or name == "get_scheduler")
+    return qualname.startswith("timm.scheduler") and (name[:1].isupper() or name.startswith("create_scheduler"))
+
+
+def schedulers(context: FileContext) -> list[Scheduler]:
+    index, evaluator = context.index, context.evaluator
+    found = []
+    for site in index.calls:
+        if not is_scheduler(site.qualname):
+            continue
+        kind = last_name(site.node.func) or ""
+        where = Where(site.statement, site.function)
+        optimizer = _optimizer_argument(evaluator, site.node, kind)
+        members = _members(context, site.node, where) if kind in COMBINERS else []
+        if optimizer is None and members:
+            optimizers = Optimizers(tuple(s for m in members for s in m[1].sites), all(m[1].certain for m in members))
+        elif optimizer is None or _on_non_schedulefree_branch(context, site):
+            continue
+        else:
+            optimizers = evaluator.optimizers(optimizer, where)
+        if not optimizers.sites:
+            continue
+        found.append(_describe(context, site, kind, optimizers, where))
+    consumed = {id(call) for s in found if s.kind in COMBINERS for call, _ in _members(context, s.site.node, s.where)}
+    return [replace(s, part_of_combined=True) if id(s.site.node) in consumed else s for s in found]
+
+
+def _optimizer_argument(evaluator: Evaluator, call: cst.Call, kind: str) -> cst.BaseExpression | None:
+    position = FUNCTION_SCHEDULERS.get(kind, 0)
+    if kind == "ChainedScheduler":
+        return evaluator.argument(call, "optimizer", 1)
+    return evaluator.argument(call, "optimizer", position)
+
+
+def _describe(context: FileContext, site: CallSite, kind: str, optimizers: Optimizers, where: Where) -> Scheduler:
+    evaluator = context.evaluator
+    call = site.node
+    starts_at_zero = warms_up = cycles = NO
+    warmup_length = None
+    no_op = False
+
+    def values(keyword: str, position: int | None = None, default=None) -> Values:
+        node = evaluator.argument(call, keyword, position)
+        return evaluator.values(node, where) if node is not None else Values((default,), True)
+
+    if kind == "LambdaLR":
+        functions = schedule_functions(evaluator, evaluator.argument(call, "lr_lambda", 1) or cst.Name("_"), where)
+        at_zero = [f.factor(0) for f in functions]
+        if functions and None not in at_zero:
+            starts_at_zero = Fact(any(v == 0 for v in at_zero), all(v == 0 for v in at_zero))
+            warms_up = Fact(any(v < 1 for v in at_zero), all(v < 1 for v in at_zero))
+            no_op = all(f.factor(s) == 1 for f in functions for s in (0, 1, 10, 1000, 100_000))
+            if starts_at_zero.fires:
+                warmup_length = functions[0].warmup_length()
+    elif kind == "ConstantLR":
+        factor = values("factor", 1, 1 / 3)
+        starts_at_zero = Fact.of(factor.triggers(lambda v: v == 0))
+        warms_up = Fact.of(factor.triggers(lambda v: v < 1))
+        no_op = factor.single == 1
+    elif kind == "LinearLR":
+        start, end = values("start_factor", 1, 1 / 3), values("end_factor", 2, 1.0)
+        warms_up = Fact.of(start.triggers(lambda v: v < (end.single if end.single is not None else 1.0)))
+    elif kind in MOMENTUM_CYCLERS:
+        cycles = Fact.of(values("cycle_momentum", None, True).triggers(lambda v: v is True))
+        warms_up = YES if kind == "OneCycleLR" else NO
+    elif kind in COMBINERS:
+        members = _members(context, call, where)
+        if members:
+            first = _member_scheduler(context, members[0][0])
+            if first is not None:
+                starts_at_zero, warms_up, warmup_length = first.starts_at_zero, first.warms_up, first.warmup_length
+    elif site.qualname and site.qualname.startswith(("transformers", "diffusers")):
+        if kind == "get_constant_schedule":
+            no_op = True
+        else:
+            name = values("name", 0, None) if kind == "get_scheduler" else Values((kind,), True)
+            constant = name.triggers(lambda v: str(v).endswith("constant") or str(v) == "SchedulerType.CONSTANT")
+            no_op = constant[1]
+            warmup = values("num_warmup_steps", 1 if kind != "get_scheduler" else 3, 0)
+            if kind == "get_scheduler" and evaluator.argument(call, "num_warmup_steps", None) is None:
+                warmup = Values((0,), True)
+            if not no_op:
+                zero = warmup.triggers(lambda v: v is not None and v > 0)
+                starts_at_zero = warms_up = Fact(zero[0], zero[1] and not constant[0])
+                warmup_length = warmup.single if isinstance(warmup.single, int) else None
+    elif site.qualname and site.qualname.startswith("timm.scheduler"):
+        warmup_t = values("warmup_t", None, 0)
+        warms_up = Fact.of(warmup_t.triggers(lambda v: v > 0))
+        init = values("warmup_lr_init", None, 0)
+        zero_init = init.triggers(lambda v: v == 0)
+        starts_at_zero = Fact(warms_up.fires and zero_init[0], warms_up.certain and zero_init[1])
+        warmup_length = warmup_t.single if isinstance(warmup_t.single, int) else None
+    return Scheduler(
+        site, kind, optimizers, starts_at_zero, warms_up, cycles, warmup_length, no_op,
+        _steps_neutralised(context, site), False,
+    )
+
+
+def _member_scheduler(context: FileContext, call: cst.Call) -> Scheduler | None:
+    site = next((s for s in context.index.calls if s.node is call), None)
+    if site is None or not is_scheduler(site.qualname):
+        return None
+    kind = last_name(call.func) or ""
+    where = Where(site.statement, site.function)
+    optimizer = _optimizer_argument(context.evaluator, call, kind)
+    optimizers = context.evaluator.optimizers(optimizer, where) if optimizer is not None else Optimizers()
+    return _describe(context, site, kind, optimizers, where)
+
+
+def _members(context: FileContext, call: cst.Call, where: Where) -> list[tuple[cst.Call, Optimizers]]:
+    """The scheduler calls a SequentialLR/ChainedScheduler combines, in order."""
+    evaluator = context.evaluator
+    argument = evaluator.argument(call, "schedulers", 1 if last_name(call.func) == "SequentialLR" else 0)
+    if argument is None:
+        return []
+    members = []
+    for origin, place in evaluator.origins(argument, where)[0]:
+        if not isinstance(origin, (cst.List, cst.Tuple)):
+            continue
+        for element in origin.elements:
+            for member, member_place in evaluator.origins(element.value, place)[0]:
+                if isinstance(member, cst.Call):
+                    optimizer = _optimizer_argument(evaluator, member, last_name(member.func) or "")
+                    optimizers = evaluator.optimizers(optimizer, member_place) if optimizer is not None else Optimizers()
+                    members.append((member, optimizers))
+        break
+    return members
+
+
+def sf_test_polarity(context: FileContext, test: cst.BaseExpression) -> bool | None:
+    """True for a test that holds for ScheduleFree (`"schedulefree" in args.optim`), False for its
+    negation, None for a test that is not about ScheduleFree."""
+    negated = False
+    while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        negated, test = not negated, test.expression
+    if not SF_TEST.search(context.index.code(test)):
+        return None
+    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
+        if isinstance(test.comparisons[0].operator, (cst.NotEqual, cst.NotIn, cst.IsNot)):
+            negated = not negated
+    return not negated
+
+
+def _on_non_schedulefree_branch(context: FileContext, site: CallSite) -> bool:
+    """Scheduler code that only runs when the optimizer is not ScheduleFree."""
+    statements = list(context.index.enclosing_statements(site.statement))
+    for inner, outer in zip(statements, statements[1:]):
+        if isinstance(outer, cst.If):
+            polarity = sf_test_polarity(context, outer.test)
+            if polarity is None:
+                continue
+            in_body = any(s is inner for s in outer.body.body) if isinstance(outer.body, cst.IndentedBlock) else False
+            if in_body != polarity:
+                return True
+        body, position = context.index.block.get(inner, ((), 0))
+        for earlier in body[:position]:
+            if isinstance(earlier, cst.If) and sf_test_polarity(context, earlier.test) and _exits(earlier.body):
+                return True
+    return False
+
+
+def _exits(block: cst.BaseSuite) -> bool:
+    statements = block.body if isinstance(block, cst.IndentedBlock) else [block]
+    last = statements[-1] if statements else None
+    small = last.body if isinstance(last, cst.SimpleStatementLine) else getattr(last, "body", [])
+    return any(isinstance(s, (cst.Return, cst.Raise, cst.Continue)) for s in small if isinstance(s, cst.BaseSmallStatement))
+
+
+def _steps_neutralised(context: FileContext, site: CallSite) -> bool:
+    """The scheduler is handed to a class or function of this module that checks for ScheduleFree
+    (a wrapper whose step() returns early for it)."""
+    index = context.index
+    names = {
+        target.target.value
+        for small in (site.statement.body if isinstance(site.statement, cst.SimpleStatementLine) else [])
+        if isinstance(small, cst.Assign)
+        for target in small.targets
+        if isinstance(target.target, cst.Name)
+    }
+    for other in index.calls:
+        passes = any(
+            a.value is site.node or (isinstance(a.value, cst.Name) and a.value.value in names) for a in other.node.args
+        )
+        if not passes:
+            continue
+        callee = last_name(other.node.func)
+        definitions = [f.node for f in index.functions_by_name.get(callee or "", [])]
+        definitions += [
+            s for s in index.parent_statement if isinstance(s, cst.ClassDef) and s.name.value == callee
+        ]
+        if any(SF_TEST.search(index.code(d)) for d in definitions):
+            return True
+    return False

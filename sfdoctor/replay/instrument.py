@@ -1,0 +1,424 @@
+"""Hooks and patches that watch every ScheduleFree optimizer while the user's script runs.
+
+The real upstream `step()` always runs. Around it the instrumentation records each param group,
+applies the safe division (see `_lift`) and stops the script after the requested number of steps.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.optim import lr_scheduler
+from torch.optim.optimizer import (
+    Optimizer,
+    register_optimizer_step_post_hook,
+    register_optimizer_step_pre_hook,
+)
+
+from .frames import is_user_file, user_site
+from .record import Change, Event, GroupTrace, OptimizerTrace, SchedulerTrace, Writer
+
+# What every ScheduleFree optimizer keeps in its param groups (vendored copies included).
+SCHEDULEFREE_GROUP_KEYS = ("weight_sum", "lr_max", "k")
+WATCHED_KEYS = ("lr", "betas", "momentum")
+# The smallest *normal* double: a subnormal lift such as 5e-324 would be flushed to 0 by
+# torch.set_flush_denormal(True), which also sets the CPU's flush-to-zero mode for Python floats.
+FLOAT_LIFT = sys.float_info.min
+
+
+class ReplayStop(BaseException):
+    """Ends the script early. Not an Exception, so `except Exception:` in the script cannot swallow it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason  # "steps" or "timeout"
+
+
+_active: Instrumentation | None = None
+
+
+class TrackedGroup(dict):
+    """A param group that remembers who last assigned lr / betas / momentum (cheap: writes only)."""
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key in WATCHED_KEYS and _active is not None:
+            self.__dict__.setdefault("writers", {})[key] = _active.writer()
+        super().__setitem__(key, value)
+
+    def writer(self, key: str) -> Writer | None:
+        return self.__dict__.get("writers", {}).get(key)
+
+
+def is_schedulefree_group(group: dict) -> bool:
+    return all(key in group for key in SCHEDULEFREE_GROUP_KEYS)
+
+
+def group_beta(group: dict) -> Any:
+    return group["betas"][0] if "betas" in group else group.get("momentum")
+
+
+def scalar_copy(value: Any) -> Any:
+    return value.detach().clone() if isinstance(value, torch.Tensor) else value
+
+
+def _unlift(weight_sum: Any, lift: Any) -> Any:
+    """Exact: (w + tiny) - tiny is w for every weight w that upstream can produce, and 0 for w = 0."""
+    return weight_sum - lift if isinstance(lift, torch.Tensor) or lift else weight_sum
+
+
+@dataclass
+class _PendingGroup:
+    """What `_begin_step` saw, for `_finish_step` to compare with."""
+
+    trace: GroupTrace
+    group: dict
+    record: dict
+    weight_sum_before: Any  # after the lift
+    lift: Any
+    params: list[torch.Tensor]
+    snapshots: list[torch.Tensor]
+    grad_norms: torch.Tensor | None
+
+
+class Instrumentation:
+    def __init__(self, max_steps: int, deadline: float | None = None,
+                 on_step: Callable[[int], None] | None = None) -> None:
+        self.max_steps = max_steps
+        self.deadline = deadline
+        self.on_step = on_step
+        self.optimizers: list[OptimizerTrace] = []
+        self.stop_reason: str | None = None
+        self.pacer: OptimizerTrace | None = None  # the first optimizer that stepped counts the steps
+        self._traces: dict[int, OptimizerTrace] = {}
+        self._objects: list[Any] = []  # keeps traced objects alive so their ids stay unique
+        self._wrapped_bases: dict[int, OptimizerTrace] = {}
+        self._schedulers: dict[int, SchedulerTrace] = {}
+        self._pending: dict[int, list[_PendingGroup]] = {}
+        self._snapshots: dict[int, torch.Tensor] = {}
+        self._last_loss: torch.Tensor | None = None
+        self._patches: list[tuple[type, str, Any]] = []
+        self._handles: list[Any] = []
+
+    # -- installing -------------------------------------------------------------------------
+
+    def install(self) -> None:
+        global _active
+        _active = self
+        self._handles = [
+            register_optimizer_step_pre_hook(self._pre_step_hook),
+            register_optimizer_step_post_hook(self._post_step_hook),
+        ]
+        self._patch(Optimizer, "__init__", self._optimizer_init)
+        self._patch(lr_scheduler.LRScheduler, "__init__", self._scheduler_init)
+        self._patch(torch.Tensor, "backward", self._backward)
+        try:
+            import schedulefree
+        except ImportError:
+            return
+        for name in ("ScheduleFreeWrapper", "ScheduleFreeWrapperReference"):
+            wrapper_class = getattr(schedulefree, name, None)
+            if wrapper_class is not None:
+                self._patch(wrapper_class, "__init__", self._wrapper_init)
+                self._patch(wrapper_class, "step", self._wrapper_step)
+                self._patch_eval(wrapper_class)
+
+    def uninstall(self) -> None:
+        global _active
+        for handle in self._handles:
+            handle.remove()
+        for owner, name, original in reversed(self._patches):
+            setattr(owner, name, original)
+        self._patches.clear()
+        for trace in self.optimizers:
+            self._abort_step(trace)
+        _active = None
+
+    def _patch(self, owner: type, name: str, make: Callable[[Any], Any]) -> None:
+        original = owner.__dict__.get(name, getattr(owner, name))
+        self._patches.append((owner, name, original))
+        setattr(owner, name, make(getattr(owner, name)))
+
+    def _patch_eval(self, cls: type) -> None:
+        if not any(owner is cls and name == "eval" for owner, name, _ in self._patches):
+            self._patch(cls, "eval", self._eval)
+
+    # -- registering optimizers and schedulers ------------------------------------------------
+
+    def _register(self, optimizer: Any, is_wrapper: bool, created_at: Any) -> OptimizerTrace:
+        trace = OptimizerTrace(len(self.optimizers), type(optimizer).__name__, created_at, is_wrapper)
+        self.optimizers.append(trace)
+        self._traces[id(optimizer)] = trace
+        self._objects.append(optimizer)
+        self._track_groups(trace, optimizer.param_groups)
+        if hasattr(type(optimizer), "eval"):
+            self._patch_eval(type(optimizer))
+        return trace
+
+    def _track_groups(self, trace: OptimizerTrace, groups: list[dict]) -> None:
+        """Make every group a TrackedGroup (new groups come from add_param_group / load_state_dict)."""
+        for index, group in enumerate(groups):
+            if type(group) is not TrackedGroup:
+                groups[index] = TrackedGroup(group)
+        for group in groups[len(trace.groups):]:
+            trace.groups.append(GroupTrace(
+                index=len(trace.groups),
+                initial_lr=scalar_copy(group["lr"]),
+                builtin_zero_lr_phase="silent_sgd_phase" in group,
+                last_lr=group["lr"],
+                last_beta=group_beta(group),
+            ))
+            trace.tensor_lr = trace.tensor_lr or isinstance(group["lr"], torch.Tensor)
+
+    def _owner(self, optimizer: Any) -> OptimizerTrace | None:
+        return self._traces.get(id(optimizer)) or self._wrapped_bases.get(id(optimizer))
+
+    def _optimizer_init(self, original: Callable) -> Callable:
+        def __init__(optimizer: Optimizer, *args: Any, **kwargs: Any) -> None:
+            original(optimizer, *args, **kwargs)
+            if is_schedulefree_group(optimizer.defaults):
+                self._register(optimizer, is_wrapper=False, created_at=user_site())
+        return __init__
+
+    def _wrapper_init(self, original: Callable) -> Callable:
+        def __init__(wrapper: Any, base: Optimizer, *args: Any, **kwargs: Any) -> None:
+            original(wrapper, base, *args, **kwargs)
+            self._wrapped_bases[id(base)] = self._register(wrapper, is_wrapper=True, created_at=user_site())
+        return __init__
+
+    def _scheduler_init(self, original: Callable) -> Callable:
+        def __init__(scheduler: Any, optimizer: Any, *args: Any, **kwargs: Any) -> None:
+            owner = self._owner(optimizer)
+            if owner is None:
+                return original(scheduler, optimizer, *args, **kwargs)
+            trace = SchedulerTrace(
+                index=len(owner.schedulers),
+                cls=type(scheduler).__name__,
+                created_at=user_site(),
+                lr_before=[scalar_copy(group["lr"]) for group in optimizer.param_groups],
+            )
+            owner.schedulers.append(trace)
+            self._schedulers[id(scheduler)] = trace
+            self._objects.append(scheduler)
+            self._patch_scheduler_step(type(scheduler))
+            original(scheduler, optimizer, *args, **kwargs)
+            trace.lr_after = [scalar_copy(group["lr"]) for group in optimizer.param_groups]
+        return __init__
+
+    def _patch_scheduler_step(self, cls: type) -> None:
+        if any(owner is cls and name == "step" for owner, name, _ in self._patches):
+            return
+
+        def make(original: Callable) -> Callable:
+            def step(scheduler: Any, *args: Any, **kwargs: Any) -> Any:
+                trace = self._schedulers.get(id(scheduler))
+                # trace.lr_after is set once the constructor (which calls step() itself) returned.
+                if trace is not None and trace.lr_after:
+                    trace.steps += 1
+                    trace.last_step_at = user_site()
+                return original(scheduler, *args, **kwargs)
+            return step
+        self._patch(cls, "step", make)
+
+    def writer(self) -> Writer:
+        """Called on a watched write: the user's line, and the scheduler on the stack if any."""
+        caller = sys._getframe(2)
+        frame = caller
+        while frame is not None and not is_user_file(frame.f_code.co_filename):
+            scheduler = frame.f_locals.get("self")
+            if isinstance(scheduler, lr_scheduler.LRScheduler):
+                trace = self._schedulers.get(id(scheduler))
+                # A subclass's constructor body (OneCycleLR sets betas) runs before LRScheduler.__init__.
+                in_constructor = trace is None or not trace.lr_after
+                return Writer(user_site(caller), type(scheduler).__name__, trace, in_constructor)
+            frame = frame.f_back
+        return Writer(user_site(caller))
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def _pre_step_hook(self, optimizer: Optimizer, args: tuple, kwargs: dict) -> tuple | None:
+        if id(optimizer) in self._wrapped_bases:
+            return None  # the wrapper's own step() records it
+        trace = self._traces.get(id(optimizer))
+        if trace is None:
+            if not any(is_schedulefree_group(group) for group in optimizer.param_groups):
+                return None
+            trace = self._register(optimizer, is_wrapper=False, created_at=None)
+        train_mode = optimizer.param_groups[0].get("train_mode")
+        self._begin_step(trace, optimizer.param_groups, train_mode, [group_beta(g) for g in optimizer.param_groups])
+        if kwargs.get("closure") is not None:
+            return args, {**kwargs, "closure": self._capturing(kwargs["closure"])}
+        if len(args) > 1 and args[1] is not None:
+            return (args[0], self._capturing(args[1]), *args[2:]), kwargs
+        return None
+
+    def _post_step_hook(self, optimizer: Optimizer, args: tuple, kwargs: dict) -> None:
+        trace = self._traces.get(id(optimizer))
+        if trace is not None and trace.index in self._pending:
+            self._finish_step(trace)
+
+    def _wrapper_step(self, original: Callable) -> Callable:
+        def step(wrapper: Any, closure: Callable | None = None) -> Any:
+            trace = self._traces.get(id(wrapper))
+            if trace is None:
+                return original(wrapper, closure)
+            groups = wrapper.param_groups
+            self._begin_step(trace, groups, wrapper.train_mode, [wrapper.momentum] * len(groups))
+            try:
+                loss = original(wrapper, self._capturing(closure))
+            except BaseException:
+                self._abort_step(trace)
+                raise
+            self._finish_step(trace)
+            return loss
+        return step
+
+    def _check_stop(self) -> None:
+        if self.stop_reason is None and self.deadline is not None and time.monotonic() > self.deadline:
+            self.stop_reason = "timeout"
+        if self.stop_reason is not None:
+            raise ReplayStop(self.stop_reason)  # again, if the script swallowed the first one
+
+    @torch.no_grad()
+    def _begin_step(self, trace: OptimizerTrace, groups: list[dict], train_mode: Any, betas: list) -> None:
+        self._check_stop()
+        self._abort_step(trace)  # the previous step raised before its post hook
+        self._track_groups(trace, groups)
+        step = trace.steps + 1
+        site = user_site()
+        trace.step_sites.append(site)
+        if train_mode is False:
+            trace.events.append(Event("SF506", step, site))
+        pending = []
+        for group, group_trace, beta in zip(groups, trace.groups, betas):
+            self._note_change(group_trace, group, step, "lr", group["lr"], group_trace.last_lr)
+            self._note_change(group_trace, group, step, "beta1", beta, group_trace.last_beta)
+            group_trace.last_lr, group_trace.last_beta = group["lr"], beta
+            params = [p for p in group["params"] if p.grad is not None]
+            lift = self._lift(group)
+            record = {
+                "step": step, "k": group.get("k", 0), "lr": scalar_copy(group["lr"]),
+                "train_mode": train_mode, "beta1": beta, "params_with_grad": len(params),
+            }
+            pending.append(_PendingGroup(
+                group_trace, group, record, group.get("weight_sum", 0.0), lift, params,
+                self._snapshot(params),
+                torch.stack(torch._foreach_norm([p.grad for p in params])) if params else None,
+            ))
+        self._pending[trace.index] = pending
+
+    @staticmethod
+    def _note_change(trace: GroupTrace, group: dict, step: int, key: str, value: Any, last: Any) -> None:
+        if value is last or isinstance(value, torch.Tensor) or value == last:
+            return  # tensors are not compared: that would synchronise with the device every step
+        written_key = key if key == "lr" else "betas" if "betas" in group else "momentum"
+        trace.changes.append(Change(step, key, last, value, group.writer(written_key)))
+
+    @staticmethod
+    def _lift(group: dict) -> Any:
+        """The safe division: a zero weight_sum is lifted to the smallest normal number before the step.
+
+        Upstream computes weight_sum += weight; ckp1 = weight / weight_sum. With the lift, a zero
+        weight gives ckp1 = 0 / tiny = 0 (what the upstream guard `ckp1 = 0` gives, bit for bit), a
+        positive weight w gives w / (w + tiny) = 1 exactly as w / w does, and `_finish_step` takes
+        the lift back off, restoring weight_sum exactly. Tensors are lifted with arithmetic instead
+        of a comparison so that no step waits for the device.
+        """
+        weight_sum, lr = group.get("weight_sum", 0.0), group["lr"]
+        if isinstance(weight_sum, torch.Tensor):
+            lift = (weight_sum == 0) * torch.finfo(weight_sum.dtype).tiny
+        elif weight_sum != 0:
+            return 0.0
+        else:
+            lift = torch.finfo(lr.dtype).tiny if isinstance(lr, torch.Tensor) else FLOAT_LIFT
+        group["weight_sum"] = weight_sum + lift
+        return lift
+
+    def _snapshot(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
+        snapshots = []
+        for p in params:
+            buffer = self._snapshots.get(id(p))
+            if buffer is None or buffer.shape != p.shape or buffer.dtype != p.dtype or buffer.device != p.device:
+                buffer = self._snapshots[id(p)] = torch.empty_like(p, memory_format=torch.preserve_format)
+            snapshots.append(buffer)
+        if params:
+            torch._foreach_copy_(snapshots, params)
+        return snapshots
+
+    @torch.no_grad()
+    def _finish_step(self, trace: OptimizerTrace) -> None:
+        for pending in self._pending.pop(trace.index):
+            group, record = pending.group, pending.record
+            weight_sum = group.get("weight_sum", 0.0)
+            weight = weight_sum - pending.weight_sum_before
+            record["ckp1"] = weight / weight_sum if isinstance(weight_sum, torch.Tensor) or weight_sum else 0.0
+            weight_sum = group["weight_sum"] = _unlift(weight_sum, pending.lift)
+            # The safe division was needed where upstream divided 0 by 0 (tensors: & keeps it on the device).
+            record["safe_division"] = (pending.lift > 0) & (weight_sum == 0)
+            lr = record["lr"]
+            record["scheduled_lr"] = scalar_copy(group.get("scheduled_lr", lr * group.get("d", 1.0)))
+            record["lr_max"] = scalar_copy(group.get("lr_max"))
+            record["weight"] = weight
+            record["weight_sum"] = scalar_copy(weight_sum)
+            record["loss"] = self._last_loss
+            if pending.params:
+                torch._foreach_sub_(pending.snapshots, pending.params)
+                record["change_norms"] = torch.stack(torch._foreach_norm(pending.snapshots))
+                record["grad_norms"] = pending.grad_norms
+            pending.trace.steps.append(record)
+        self._last_loss = None
+        trace.steps += 1
+        if self.pacer is None:
+            self.pacer = trace
+        if trace is self.pacer:
+            if self.on_step is not None:
+                self.on_step(trace.steps)
+            if trace.steps >= self.max_steps:
+                self.stop_reason = "steps"
+                raise ReplayStop("steps")
+
+    def _abort_step(self, trace: OptimizerTrace) -> None:
+        """A step raised: undo its lift so the optimizer is left as upstream would leave it."""
+        for pending in self._pending.pop(trace.index, []):
+            pending.group["weight_sum"] = _unlift(pending.group.get("weight_sum", 0.0), pending.lift)
+
+    # -- closures, losses and eval() ----------------------------------------------------------
+
+    def _capturing(self, closure: Callable | None) -> Callable | None:
+        """The closure, keeping its loss for the record."""
+        if closure is None:
+            return None
+
+        def capturing_closure() -> Any:
+            loss = closure()
+            if isinstance(loss, torch.Tensor) and loss.numel() == 1:
+                self._last_loss = loss.detach()
+            return loss
+        return capturing_closure
+
+    def _backward(self, original: Callable) -> Callable:
+        def backward(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            if tensor.numel() == 1:
+                self._last_loss = tensor.detach()  # kept on its device: reading it would synchronise
+            return original(tensor, *args, **kwargs)
+        return backward
+
+    def _eval(self, original: Callable) -> Callable:
+        def eval(optimizer: Any) -> Any:
+            trace = self._traces.get(id(optimizer))
+            in_train = getattr(optimizer, "train_mode", None) if trace and trace.is_wrapper else (
+                optimizer.param_groups[0].get("train_mode") if trace else None)
+            params = [p for g in optimizer.param_groups for p in g["params"] if "z" in optimizer.state.get(p, {})]
+            if not in_train or not params:
+                return original(optimizer)
+            before = torch._foreach_norm(params)
+            result = original(optimizer)
+            after = torch._foreach_norm(params)
+            if all(torch.equal(a, b) for a, b in zip(before, after)):  # once per eval(), not per step
+                trace.events.append(Event("SF507", trace.steps, user_site(), f"{len(params)} parameters"))
+            return result
+        return eval

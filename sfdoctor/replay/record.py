@@ -1,0 +1,100 @@
+"""What a replay records: optimizers, their param groups step by step, schedulers and who changed what."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .frames import Site
+
+# Per-step fields of a group, in the order of trajectory.csv and the JSON schema.
+STEP_FIELDS = (
+    "step", "k", "lr", "scheduled_lr", "lr_max", "weight", "weight_sum", "ckp1", "train_mode", "beta1",
+    "params_with_grad", "param_change_norm", "loss", "safe_division", "zero_grad_params", "zero_grad_moved",
+)
+
+
+@dataclass
+class SchedulerTrace:
+    index: int
+    cls: str
+    created_at: Site | None
+    lr_before: list[Any]
+    lr_after: list[Any] = field(default_factory=list)
+    steps: int = 0  # calls to step() after the constructor
+    last_step_at: Site | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "class": self.cls,
+            "created_at": self.created_at.to_json() if self.created_at else None,
+            "lr_before": self.lr_before,
+            "lr_after": self.lr_after,
+            "steps": self.steps,
+        }
+
+
+@dataclass(frozen=True)
+class Writer:
+    """Who last assigned lr / betas / momentum of a group: user code or a scheduler."""
+
+    site: Site | None
+    scheduler_cls: str | None = None
+    scheduler: SchedulerTrace | None = None
+    in_constructor: bool = False
+
+    def describe(self) -> str:
+        if self.scheduler_cls is None:
+            return f"user code at {self.site}" if self.site else "code outside the user's files"
+        if self.in_constructor:
+            return f"{self.scheduler_cls} constructed at {self.site}"
+        created = f" ({self.scheduler_cls} constructed at {self.scheduler.created_at})" if self.scheduler else ""
+        return f"{self.scheduler_cls}.step() at {self.site}{created}"
+
+
+@dataclass(frozen=True)
+class Change:
+    """lr or beta1 of a group differed at the start of `step` from its value at the previous step."""
+
+    step: int
+    key: str  # "lr" or "beta1"
+    before: Any
+    after: Any
+    writer: Writer | None
+
+
+@dataclass
+class GroupTrace:
+    index: int
+    initial_lr: Any
+    builtin_zero_lr_phase: bool  # RAdamScheduleFree: lr is 0 on its first steps by design
+    steps: list[dict] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    last_lr: Any = None
+    last_beta: Any = None
+
+
+@dataclass(frozen=True)
+class Event:
+    code: str  # SF506 (step in eval mode) or SF507 (eval did not move)
+    step: int
+    site: Site | None
+    detail: str = ""
+
+
+@dataclass
+class OptimizerTrace:
+    index: int
+    cls: str
+    created_at: Site | None
+    is_wrapper: bool
+    groups: list[GroupTrace] = field(default_factory=list)
+    schedulers: list[SchedulerTrace] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    step_sites: list[Site | None] = field(default_factory=list)  # where each step() was called
+    tensor_lr: bool = False
+    steps: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.cls} (optimizer {self.index})"
