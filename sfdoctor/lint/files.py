@@ -93,7 +93,9 @@ def _relative(path: Path) -> str:
 
 
 def _display(path: Path) -> str:
+    """Relative to the current folder when inside it (like ruff), else absolute."""
+    resolved = path.resolve()
     try:
-        return os.path.relpath(path)
-    except ValueError:  # another drive on Windows
-        return str(path)
+        return resolved.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(resolved)

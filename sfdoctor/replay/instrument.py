@@ -150,7 +150,7 @@ class Instrumentation:
     # -- registering optimizers and schedulers ------------------------------------------------
 
     def _register(self, optimizer: Any, is_wrapper: bool, created_at: Any) -> OptimizerTrace:
-        trace = OptimizerTrace(len(self.optimizers), type(optimizer).__name__, created_at, is_wrapper)
+        trace = OptimizerTrace(len(self.optimizers), type(optimizer).__name__, created_at, is_wrapper, id(optimizer))
         self.optimizers.append(trace)
         self._traces[id(optimizer)] = trace
         self._objects.append(optimizer)

@@ -88,6 +88,7 @@ class OptimizerTrace:
     cls: str
     created_at: Site | None
     is_wrapper: bool
+    object_id: int  # id() of the optimizer while the replay ran, to find it in a traceback
     groups: list[GroupTrace] = field(default_factory=list)
     schedulers: list[SchedulerTrace] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)

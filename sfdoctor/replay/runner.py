@@ -36,14 +36,14 @@ def run_script(path: Path, args: list[str], timeout: float | None = None) -> Out
     outcome = Outcome()
     with _as_main(path, args, module), _alarm(timeout):
         try:
-            exec(code, module.__dict__)
+            exec(code, module.__dict__)  # noqa: S102 - running the user's script is the point
         except ReplayStop as stop:
             outcome.stop_reason = stop.reason
         except SystemExit as exit_:
             if exit_.code not in (None, 0):
                 outcome.error = exit_
             outcome.exit_code = exit_.code if exit_.code is not None else 0
-        except BaseException as error:  # the script's own crash, KeyboardInterrupt included: report it
+        except BaseException as error:  # noqa: BLE001 - the script's own crash, Ctrl-C included: report it
             outcome.error = error
     return outcome
 

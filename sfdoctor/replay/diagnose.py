@@ -1,0 +1,272 @@
+"""Findings SF501-SF510 from a replay's recording, and the name of the crash when the script crashed."""
+
+from __future__ import annotations
+
+import linecache
+import math
+import os
+from dataclasses import dataclass
+from itertools import groupby
+
+from ..findings import Finding, Location, Related, RuleInfo
+from . import codes
+from .frames import Site, display_path, is_user_file, traceback_frames
+from .record import Change, GroupTrace, OptimizerTrace
+from .session import UNGUARDED_RELEASES, ReplayResult
+
+FREEZE_FIX = "give the group a positive lr; to freeze parameters use requires_grad_(False) or leave them out"
+REMOVE_SCHEDULER = "remove the scheduler and its step() calls; for a warm-up pass warmup_steps=N to the optimizer"
+
+
+@dataclass(frozen=True)
+class Crash:
+    """The script's exception, named by the frame that raised it."""
+
+    description: str
+    rule: RuleInfo | None
+    optimizer: OptimizerTrace | None
+    site: Site | None  # the innermost frame of user code
+
+
+def diagnose(result: ReplayResult) -> tuple[list[Finding], Crash | None]:
+    findings = []
+    for trace in result.optimizers:
+        for group in trace.groups:
+            findings += _group_findings(result, trace, group)
+        findings += _event_findings(trace, findings)
+    crash = name_crash(result)
+    if crash is not None and crash.rule is not None and not any(
+        f.code == crash.rule.code and f.optimizer == (crash.optimizer.index if crash.optimizer else None)
+        for f in findings
+    ):
+        findings.append(_crash_finding(crash, result))
+    return sorted(findings, key=lambda f: (f.optimizer or 0, f.group or 0, f.step or 0, f.code)), crash
+
+
+def _finding(rule: RuleInfo, message: str, site: Site | None, trace: OptimizerTrace, group: int | None,
+             step: int | None, result: ReplayResult, notes: tuple[str, ...] = ()) -> Finding:
+    site = site or trace.created_at or Site(str(result.script), 1)
+    related = ()
+    if trace.created_at is not None and trace.created_at != site:
+        related = (Related(f"{trace.cls} constructed here", trace.created_at.filename,
+                           Location(trace.created_at.row, 1)),)
+    end = len(linecache.getline(site.filename, site.row).rstrip("\n")) + 1
+    return Finding(
+        rule=rule, message=message, filename=display_path(site.filename),
+        location=Location(site.row, 1), end_location=Location(site.row, max(end, 1)),
+        related=related, step=step, optimizer=trace.index, group=group, notes=notes,
+    )
+
+
+# -- per group -----------------------------------------------------------------------------------
+
+
+def _group_findings(result: ReplayResult, trace: OptimizerTrace, group: GroupTrace) -> list[Finding]:
+    steps = group.steps
+    if not steps:
+        return []
+    findings = []
+    name = f"group {group.index}"
+
+    safe = [s for s in steps if s["safe_division"] and not (group.builtin_zero_lr_phase and s["lr"] != 0)]
+    if safe:
+        first = safe[0]["step"]
+        cause, site = lr_cause(trace, group, first)
+        findings.append(_finding(
+            codes.SF501,
+            f"{name} had weight_sum 0 on {_count(len(safe), len(steps))} (first at step {first}): weight/weight_sum "
+            f"was 0/0, {_upstream_effect(trace, result)}; the replay divided safely and went on; {cause}",
+            site, trace, group.index, first, result, notes=_lr_fix(cause),
+        ))
+
+    moved_ever = any(s["param_change_norm"] != 0 for s in steps)
+    if not moved_ever and any(s["params_with_grad"] for s in steps):
+        reason = "lr was 0 on every step" if all(s["scheduled_lr"] == 0 for s in steps) else (
+            "every gradient was 0" if all(s["zero_grad_params"] == s["params_with_grad"] for s in steps)
+            else "nothing changed its parameters")
+        cause, site = lr_cause(trace, group, steps[-1]["step"])
+        findings.append(_finding(
+            codes.SF503, f"{name} never moved in {len(steps)} steps: {reason}; {cause}",
+            site, trace, group.index, steps[0]["step"], result, notes=_lr_fix(cause),
+        ))
+
+    bad = next((s for s in steps if not (_finite(s["ckp1"]) and _finite(s["param_change_norm"]))), None)
+    if bad is not None:
+        what = f"ckp1 was {bad['ckp1']}" if not _finite(bad["ckp1"]) else "its parameters became NaN or infinite"
+        cause, site = lr_cause(trace, group, bad["step"])
+        findings.append(_finding(
+            codes.SF502, f"{name} at step {bad['step']}: {what} (lr {bad['lr']}, weight_sum {bad['weight_sum']}); "
+            f"{cause}", site, trace, group.index, bad["step"], result,
+        ))
+
+    negative = [s for s in steps if s["scheduled_lr"] < 0]
+    if negative:
+        cause, site = lr_cause(trace, group, negative[0]["step"])
+        findings.append(_finding(
+            codes.SF510, f"{name} stepped with a negative lr ({negative[0]['scheduled_lr']}) on "
+            f"{_count(len(negative), len(steps))} (first at step {negative[0]['step']}); {cause}",
+            site, trace, group.index, negative[0]["step"], result, notes=("give a positive lr",),
+        ))
+
+    zero_moved = [s for s in steps if s["zero_grad_moved"]]
+    if zero_moved:
+        first = zero_moved[0]
+        findings.append(_finding(
+            codes.SF508, f"{name}: {first['zero_grad_moved']} parameters whose gradient was all zeros moved at "
+            f"step {first['step']} ({_count(len(zero_moved), len(steps))} like this): zeroing gradients does not "
+            "freeze parameters under ScheduleFree (y keeps moving toward z, weight decay still acts)",
+            trace.step_sites[first["step"] - 1], trace, group.index, first["step"], result,
+            notes=("freeze with p.requires_grad_(False) or set p.grad = None; or leave the parameters out",),
+        ))
+
+    findings += _change_findings(result, trace, group, "lr", codes.SF504, REMOVE_SCHEDULER)
+    findings += _change_findings(result, trace, group, "beta1", codes.SF505,
+                                 "keep beta1 / momentum fixed: cycle_momentum=False on OneCycleLR / CyclicLR, "
+                                 "no writes to group['betas'] or group['momentum']")
+    return findings
+
+
+def _change_findings(result: ReplayResult, trace: OptimizerTrace, group: GroupTrace, key: str,
+                     rule: RuleInfo, fix: str) -> list[Finding]:
+    """One finding per writer of changes made between steps (changes before the first step are causes)."""
+    changes = [c for c in group.changes if c.key == key and c.step > 1]
+    by_writer = sorted(changes, key=_writer_text)
+    findings = []
+    for who, grouped in groupby(by_writer, key=_writer_text):
+        grouped = list(grouped)
+        first = grouped[0]
+        label = "lr" if key == "lr" else "beta1 / momentum"
+        findings.append(_finding(
+            rule, f"group {group.index} {label} changed between steps {_times(len(grouped))} by {who}: "
+            f"{first.before} -> {first.after} before step {first.step}",
+            first.writer.site if first.writer and first.writer.site else None,
+            trace, group.index, first.step, result, notes=(fix,),
+        ))
+    return findings
+
+
+def lr_cause(trace: OptimizerTrace, group: GroupTrace, step: int) -> tuple[str, Site | None]:
+    """Why the group's lr had the value it had at `step`: the last write before it, or the constructor."""
+    change = next((c for c in reversed(group.changes) if c.key == "lr" and c.step <= step), None)
+    if change is None or change.writer is None:
+        lr = group.initial_lr if change is None else change.after
+        where = f" at {trace.created_at}" if trace.created_at else ""
+        return f"{trace.cls} was constructed with lr={lr} for this group{where}", trace.created_at
+    writer = change.writer
+    text = f"{writer.describe()} set lr from {change.before} to {change.after}"
+    if writer.scheduler is not None and writer.scheduler.steps == 0:
+        text += " and was never stepped"
+    return text, writer.site
+
+
+def _lr_fix(cause: str) -> tuple[str, ...]:
+    if "constructed at" in cause and "was constructed with" not in cause:
+        return (REMOVE_SCHEDULER,)
+    return (FREEZE_FIX,)
+
+
+def _upstream_effect(trace: OptimizerTrace, result: ReplayResult) -> str:
+    if trace.is_wrapper:
+        return f"which raises ZeroDivisionError in {trace.cls} (no version guards it)"
+    if trace.tensor_lr:
+        return "which with a tensor lr writes NaN into every parameter of the group"
+    version = result.versions.get("schedulefree")
+    if version in UNGUARDED_RELEASES:
+        return f"which raises ZeroDivisionError in schedulefree {version}"
+    return f"which schedulefree {version} hides with ckp1 = 0, so these steps do not learn"
+
+
+def _writer_text(change: Change) -> str:
+    return change.writer.describe() if change.writer else "code outside the user's files"
+
+
+def _count(part: int, whole: int) -> str:
+    return f"{part} of {whole} steps" if part != whole else f"all {whole} steps"
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
+
+
+def _finite(value: float | None) -> bool:
+    return value is None or math.isfinite(value)
+
+
+# -- events and crashes --------------------------------------------------------------------------
+
+
+def _event_findings(trace: OptimizerTrace, so_far: list[Finding]) -> list[Finding]:
+    findings = []
+    never_moved = {f.group for f in so_far if f.code == "SF503" and f.optimizer == trace.index}
+    for event in trace.events:
+        if event.code == "SF506":
+            message = (f"step {event.step} of {trace.cls} was called while the optimizer was in eval mode "
+                       "(since schedulefree 1.3 optimizers start in eval mode)")
+            notes = ("call optimizer.train() before training (next to model.train()), and after load_state_dict",)
+            rule = codes.SF506
+        elif len(never_moved) < len(trace.groups):  # SF507: eval() of an optimizer that never moved says nothing
+            message = (f"{trace.cls}.eval() after step {event.step} left its {event.detail} unchanged although "
+                       "the optimizer has state: evaluation and checkpoints see y, not the average x")
+            notes = ("check that a wrapper (accelerate, DeepSpeed) forwards eval() and that beta1 < 1",)
+            rule = codes.SF507
+        else:
+            continue
+        findings.append(Finding(
+            rule=rule, message=message, filename=display_path(event.site.filename) if event.site else "",
+            location=Location(event.site.row if event.site else 1, 1),
+            end_location=Location(event.site.row if event.site else 1, 1), step=event.step,
+            optimizer=trace.index, notes=notes,
+        ))
+    return findings
+
+
+def name_crash(result: ReplayResult) -> Crash | None:
+    error = result.outcome.error
+    if error is None:
+        return None
+    frames = traceback_frames(error.__traceback__)
+    site = next((Site(f, row) for f, row, _ in reversed(frames) if is_user_file(f)), None)
+    raising = frames[-1] if frames else ("", 0, "")
+    source = linecache.getline(raising[0], raising[1])
+    optimizer = _optimizer_in_traceback(error, result)
+    kind = type(error).__name__
+    if isinstance(error, SystemExit):
+        return Crash(f"the script called sys.exit({error.code!r})", None, None, site)
+    if isinstance(error, ZeroDivisionError) and "weight_sum" in source:
+        return Crash("ZeroDivisionError in weight/weight_sum: a step with lr 0 while weight_sum was 0",
+                     codes.SF501, optimizer, site)
+    if isinstance(error, ZeroDivisionError) and raising[2] in ("eval", "train"):
+        return Crash(f"ZeroDivisionError in optimizer.{raising[2]}(): it divides by beta1 / momentum, which is 0",
+                     codes.SF113, optimizer, site)
+    if "not in train mode" in str(error):
+        return Crash("step() was called in eval mode: the optimizer's train() was never called",
+                     codes.SF506, optimizer, site)
+    if isinstance(error, KeyError) and any(os.path.basename(f).startswith("wrap_schedulefree") for f, _, _ in frames):
+        return Crash(f"KeyError {error} in the base optimizer of ScheduleFreeWrapper: it shares its state dict and "
+                     "this base optimizer creates its state lazily", codes.SF405, optimizer, site)
+    if raising[0].endswith(os.path.join("optim", "lr_scheduler.py")):
+        return Crash(f"{kind} raised by torch's LR scheduler: {error}", None, optimizer, site)
+    return Crash(f"{kind}: {error}", None, optimizer, site)
+
+
+def _optimizer_in_traceback(error: BaseException, result: ReplayResult) -> OptimizerTrace | None:
+    """The traced optimizer whose method raised: `self` of the innermost frame that has one."""
+    by_id = {trace.object_id: trace for trace in result.optimizers}
+    tb, found = error.__traceback__, None
+    while tb is not None:
+        found = by_id.get(id(tb.tb_frame.f_locals.get("self")), found)
+        tb = tb.tb_next
+    return found
+
+
+def _crash_finding(crash: Crash, result: ReplayResult) -> Finding:
+    trace = crash.optimizer or (result.optimizers[0] if result.optimizers else None)
+    site = crash.site or Site(str(result.script), 1)
+    if trace is None:
+        return Finding(rule=crash.rule, message=f"the script crashed: {crash.description}",
+                       filename=display_path(site.filename), location=Location(site.row, 1),
+                       end_location=Location(site.row, 1))
+    return _finding(crash.rule, f"the script crashed: {crash.description}", site, trace, None,
+                    trace.steps + 1, result)
+
+
