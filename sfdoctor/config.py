@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FatalError
+from .output import FORMATS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,7 +30,8 @@ LINT_KEYS: dict[str, type] = {
     "extend-exclude": list,
     "output-format": str,
 }
-LINT_TABLE_KEYS: dict[str, type] = {"optimizer-factories": list}
+# [tool.sfdoctor.lint] takes the same keys (Ruff style) plus the factories; a key may be set in one place only.
+LINT_TABLE_KEYS: dict[str, type] = {**LINT_KEYS, "optimizer-factories": list}
 REPLAY_KEYS: dict[str, type] = {"script": str, "args": list, "steps": int}
 
 
@@ -74,7 +76,18 @@ def load_config(explicit: Path | None = None, isolated: bool = False, start: Pat
     _check(path, "tool.sfdoctor", top, LINT_KEYS)
     _check(path, "tool.sfdoctor.lint", lint_table, LINT_TABLE_KEYS)
     _check(path, "tool.sfdoctor.replay", replay_table, REPLAY_KEYS)
-    return Config(path=path, lint={**top, **lint_table}, replay=dict(replay_table))
+    twice = sorted(top.keys() & lint_table.keys())
+    if twice:
+        raise ConfigError(f"{path}: '{twice[0]}' is set in both [tool.sfdoctor] and [tool.sfdoctor.lint]")
+    lint = {**top, **lint_table}
+    for key, value in lint.get("per-file-ignores", {}).items():
+        if not isinstance(value, list) or not all(isinstance(code, str) for code in value):
+            raise ConfigError(f"{path}: 'per-file-ignores' entry {key!r} must be a list of rule codes")
+    if lint.get("output-format", "full") not in FORMATS:
+        raise ConfigError(
+            f"{path}: 'output-format' must be one of {', '.join(FORMATS)}, got {lint['output-format']!r}"
+        )
+    return Config(path=path, lint=lint, replay=dict(replay_table))
 
 
 def _check(path: Path, table: str, values: Any, schema: dict[str, type]) -> None:

@@ -1,19 +1,28 @@
-"""Output formats shared by `lint` and `replay`: full, concise, json (sarif and github join later)."""
+"""Output formats shared by `lint` and `replay`: full, concise, json, sarif (code scanning), github."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import linecache
+import os
+import re
 from collections import Counter
-from typing import IO, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import IO
+from urllib.parse import quote
 
 from rich.console import Console
 from rich.markup import escape
 from rich.syntax import Syntax
 
-from .findings import Finding
+from . import __version__
+from .findings import Finding, RuleInfo
 
-FORMATS = ("full", "concise", "json")
+FORMATS = ("full", "concise", "json", "sarif", "github")
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+HOMEPAGE = "https://github.com/sfdoctor/sfdoctor"
 SEVERITY_STYLE = {"error": "bold red", "warning": "bold yellow"}
 FRAME_CONTEXT = 2  # lines shown around the reported ones in a code frame
 
@@ -98,3 +107,136 @@ def summary_line(findings: Sequence[Finding], files_checked: int) -> str:
     severities = Counter(f.severity for f in findings)
     parts = [f"{severities[s]} {s}{'s' if severities[s] != 1 else ''}" for s in ("error", "warning") if severities[s]]
     return f"Found {len(findings)} finding{'s' if len(findings) != 1 else ''} ({', '.join(parts)}) in {files_checked} files checked."
+
+
+def repository_root() -> Path:
+    """The git work tree that holds the current folder (a `.git` folder or file), else the current folder."""
+    cwd = Path.cwd().resolve()
+    return next((folder for folder in [cwd, *cwd.parents] if (folder / ".git").exists()), cwd)
+
+
+def _repository_path(filename: str, root: Path) -> str | None:
+    """`filename` relative to `root` with forward slashes, or None when it lies outside."""
+    try:
+        return Path(os.path.abspath(filename)).relative_to(root).as_posix()
+    except ValueError:
+        return None
+
+
+def sarif_log(findings: Sequence[Finding], root: Path | None = None) -> dict:
+    """A SARIF 2.1.0 log that GitHub code scanning accepts: one run, one rule per code found."""
+    from .catalogue import all_rules  # the catalogue imports every rule: only SARIF needs it
+
+    root = root or repository_root()
+    catalogue = {info.code: info for info in all_rules()}
+    rules: dict[str, RuleInfo] = {}
+    for finding in findings:
+        rules.setdefault(finding.code, catalogue.get(finding.code, finding.rule))
+    index = {code: position for position, code in enumerate(rules)}
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "sfdoctor",
+                "version": __version__,
+                "semanticVersion": __version__,
+                "informationUri": HOMEPAGE,
+                "rules": [_sarif_rule(info) for info in rules.values()],
+            }},
+            "originalUriBaseIds": {"%SRCROOT%": {"uri": root.as_uri() + "/"}},
+            "columnKind": "unicodeCodePoints",  # libcst columns count characters, not UTF-16 units
+            "results": [_sarif_result(finding, index[finding.code], root) for finding in findings],
+        }],
+    }
+
+
+def _sarif_rule(info: RuleInfo) -> dict:
+    from .catalogue import docs_folder
+
+    path = docs_folder() / f"{info.code}.md"
+    document = path.read_text(encoding="utf-8") if path.is_file() else ""
+    what = re.search(r"^## What it does\n+(.*?)(?=^## |\Z)", document, re.MULTILINE | re.DOTALL)
+    return {
+        "id": info.code,
+        "name": info.name,
+        "shortDescription": {"text": info.summary},
+        "fullDescription": {"text": what.group(1).strip() if what else info.summary},
+        "help": {"text": document or info.summary, "markdown": document or info.summary},
+        "helpUri": info.url,
+        "defaultConfiguration": {"level": info.severity},
+    }
+
+
+def _sarif_location(filename: str, start, end, root: Path) -> dict:
+    relative = _repository_path(filename, root)
+    artifact = (
+        {"uri": quote(relative), "uriBaseId": "%SRCROOT%"} if relative is not None
+        else {"uri": Path(os.path.abspath(filename)).as_uri()}
+    )
+    region = {"startLine": start.row, "startColumn": start.column}
+    if end is not None:
+        region.update(endLine=end.row, endColumn=end.column)
+    return {"physicalLocation": {"artifactLocation": artifact, "region": region}}
+
+
+def _sarif_result(finding: Finding, rule_index: int, root: Path) -> dict:
+    location = _sarif_location(finding.filename, finding.location, finding.end_location, root)
+    line = linecache.getline(finding.filename, finding.location.row).strip()
+    path = _repository_path(finding.filename, root) or finding.filename
+    # Stable across runs and across edits elsewhere in the file: no line number in it.
+    fingerprint = hashlib.sha256(f"{finding.code}\0{path}\0{line}".encode()).hexdigest()
+    result = {
+        "ruleId": finding.code,
+        "ruleIndex": rule_index,
+        "level": finding.severity,
+        "message": {"text": _message(finding)},
+        "locations": [location],
+        "partialFingerprints": {"sfdoctor/v1": fingerprint},
+    }
+    if finding.related:
+        result["relatedLocations"] = [
+            {"id": number, "message": {"text": related.message},
+             **_sarif_location(related.filename, related.location, None, root)}
+            for number, related in enumerate(finding.related, 1)
+        ]
+    return result
+
+
+def _message(finding: Finding) -> str:
+    text = f"possible: {finding.message}" if finding.possible else finding.message
+    return "\n".join([text, *finding.notes])
+
+
+def print_sarif(findings: Sequence[Finding], stream: IO[str], root: Path | None = None) -> None:
+    json.dump(sarif_log(findings, root), stream, indent=2)
+    stream.write("\n")
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_annotation(finding: Finding, root: Path) -> str:
+    """A GitHub Actions workflow command that annotates the finding's lines in the pull request."""
+    path = _repository_path(finding.filename, root) or finding.filename
+    properties = {
+        "file": path,
+        "line": finding.location.row,
+        "col": finding.location.column,
+        "endLine": finding.end_location.row,
+        "endColumn": finding.end_location.column,
+        "title": f"sfdoctor ({finding.code})",
+    }
+    rendered = ",".join(f"{key}={_escape_property(str(value))}" for key, value in properties.items())
+    return f"::{finding.severity} {rendered}::{_escape_data(_message(finding))}"
+
+
+def print_github(findings: Sequence[Finding], stream: IO[str], root: Path | None = None) -> None:
+    root = root or repository_root()
+    for finding in findings:
+        stream.write(github_annotation(finding, root) + "\n")

@@ -1,41 +1,90 @@
-"""Which files `sfdoctor lint PATH...` looks at."""
+"""Which files `sfdoctor lint PATH...` looks at: Python files and schedulefree dependency files."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pathspec
 
 from ..errors import FatalError
+from .dependencies import is_dependency_file
 
-SKIP_DIRS = frozenset(
-    {".git", ".hg", ".svn", "__pycache__", "build", "dist", ".tox", ".nox", ".venv", "venv",
-     ".mypy_cache", ".pytest_cache", ".ruff_cache", "node_modules", "site-packages", ".eggs"}
+# Skipped wherever they are, unless the configuration's `exclude` replaces this list.
+DEFAULT_EXCLUDE = tuple(
+    f"{name}/" for name in
+    (".git", ".hg", ".svn", "__pycache__", "build", "dist", ".tox", ".nox", ".venv", "venv",
+     ".mypy_cache", ".pytest_cache", ".ruff_cache", "node_modules", "site-packages", ".eggs")
 )
 
 
-def discover(paths: list[str], exclude: pathspec.PathSpec | None = None, force_exclude: bool = False) -> list[tuple[Path, str]]:
-    """Python files under `paths` as (path, display name); a missing path is a fatal error.
+@dataclass(frozen=True)
+class Excludes:
+    """Gitignore-style patterns, relative to `root` (the configuration's folder)."""
 
-    Files named on the command line are always linted (unless `force_exclude`); folders are walked,
-    skipping VCS and build folders, virtualenvs and whatever .gitignore ignores.
+    spec: pathspec.PathSpec
+    root: Path
+
+    @classmethod
+    def from_patterns(cls, patterns: list[str] | tuple[str, ...], root: Path) -> Excludes:
+        return cls(pathspec.GitIgnoreSpec.from_lines(patterns), root.resolve())
+
+    def match(self, path: Path, is_dir: bool = False) -> bool:
+        resolved = path.resolve()
+        try:
+            relative = resolved.relative_to(self.root).as_posix()
+        except ValueError:
+            relative = resolved.as_posix()
+        return self.spec.match_file(relative + ("/" if is_dir else ""))
+
+
+def discover(paths: list[str], excludes: Excludes | None = None, force_exclude: bool = False) -> list[tuple[Path, str]]:
+    """Files under `paths` as (resolved path, display name); a missing path is a fatal error.
+
+    Files named on the command line are always linted unless `force_exclude` (pre-commit names every
+    changed file). Folders are walked for Python and dependency files, skipping excluded folders,
+    virtualenvs and whatever .gitignore ignores.
     """
+    excludes = excludes or Excludes.from_patterns(DEFAULT_EXCLUDE, Path.cwd())
     found: dict[Path, str] = {}
     for raw in paths:
         path = Path(raw)
         if not path.exists():
             raise FatalError(f"{raw}: no such file or directory")
         if path.is_file():
-            if not (force_exclude and exclude is not None and exclude.match_file(_relative(path))):
+            if not (force_exclude and excludes.match(path)):
                 found.setdefault(path.resolve(), _display(path))
             continue
-        for file in _walk(path, exclude):
+        for file in _walk(path, excludes):
             found.setdefault(file.resolve(), _display(file))
     return sorted(found.items(), key=lambda item: item[1])
 
 
-def _walk(root: Path, exclude: pathspec.PathSpec | None) -> list[Path]:
+def changed_files(rev: str) -> set[Path]:
+    """Files added, copied, modified or renamed since the merge base with `rev`, committed or not."""
+    top = _git(["rev-parse", "--show-toplevel"], "--diff-base needs a git repository")
+    _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], f"--diff-base: unknown revision {rev!r}")
+    names = _git(["diff", "--name-only", "--diff-filter=ACMR", f"{rev}...HEAD"], f"--diff-base {rev}: git diff failed")
+    names += _git(["diff", "--name-only", "--diff-filter=ACMR", "HEAD"], "git diff HEAD failed")
+    names += _git(["ls-files", "--others", "--exclude-standard", "--full-name"], "git ls-files failed")
+    root = Path(top.strip())
+    return {(root / name).resolve() for name in names.splitlines() if name}
+
+
+def _git(args: list[str], error: str) -> str:
+    try:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+    except OSError as reason:
+        raise FatalError(f"{error}: cannot run git: {reason.strerror}") from None
+    if done.returncode != 0:
+        detail = done.stderr.strip().splitlines()
+        raise FatalError(f"{error}" + (f": {detail[0]}" if detail else ""))
+    return done.stdout
+
+
+def _walk(root: Path, excludes: Excludes) -> list[Path]:
     files = []
     ignores = _ancestor_gitignores(root.resolve())
     for folder, dirnames, filenames in os.walk(root):
@@ -46,15 +95,18 @@ def _walk(root: Path, exclude: pathspec.PathSpec | None) -> list[Path]:
         kept = []
         for name in sorted(dirnames):
             child = here / name
-            if name in SKIP_DIRS or (child / "pyvenv.cfg").exists() or _ignored(child, ignores, exclude, True):
+            if (child / "pyvenv.cfg").exists() or _ignored(child, ignores, excludes, True):
                 continue
             kept.append(name)
         dirnames[:] = kept
-        files += [here / n for n in sorted(filenames) if n.endswith(".py") and not _ignored(here / n, ignores, exclude, False)]
+        files += [
+            here / n for n in sorted(filenames)
+            if (n.endswith(".py") or is_dependency_file(Path(n))) and not _ignored(here / n, ignores, excludes, False)
+        ]
     return files
 
 
-def _ignored(path: Path, ignores: list[tuple[Path, pathspec.PathSpec]], exclude: pathspec.PathSpec | None, is_dir: bool) -> bool:
+def _ignored(path: Path, ignores: list[tuple[Path, pathspec.PathSpec]], excludes: Excludes, is_dir: bool) -> bool:
     resolved = path.resolve()
     suffix = "/" if is_dir else ""
     for base, spec in ignores:
@@ -64,7 +116,7 @@ def _ignored(path: Path, ignores: list[tuple[Path, pathspec.PathSpec]], exclude:
             continue
         if spec.match_file(relative + suffix):
             return True
-    return exclude is not None and exclude.match_file(_relative(path) + suffix)
+    return excludes.match(path, is_dir)
 
 
 def _ancestor_gitignores(folder: Path) -> list[tuple[Path, pathspec.PathSpec]]:
@@ -72,7 +124,10 @@ def _ancestor_gitignores(folder: Path) -> list[tuple[Path, pathspec.PathSpec]]:
     found = []
     for parent in folder.parents:
         if (parent / ".gitignore").is_file():
-            found.append((parent, _load_gitignore(parent / ".gitignore")))
+            spec = _load_gitignore(parent / ".gitignore")
+            # a folder named on the command line is linted even if a .gitignore above it ignores it
+            if not spec.match_file(folder.relative_to(parent).as_posix() + "/"):
+                found.append((parent, spec))
         if (parent / ".git").exists():
             break
     return list(reversed(found))
@@ -83,13 +138,6 @@ def _load_gitignore(path: Path) -> pathspec.PathSpec:
         return pathspec.GitIgnoreSpec.from_lines(path.read_text(encoding="utf-8", errors="replace").splitlines())
     except OSError:
         return pathspec.GitIgnoreSpec.from_lines([])
-
-
-def _relative(path: Path) -> str:
-    try:
-        return path.resolve().relative_to(Path.cwd()).as_posix()
-    except ValueError:
-        return path.as_posix()
 
 
 def _display(path: Path) -> str:

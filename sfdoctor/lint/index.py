@@ -8,7 +8,8 @@ Positions are computed later, and only for files that have something to report.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import cache
 from typing import Iterator
 
 import libcst as cst
@@ -74,7 +75,7 @@ class SubscriptWrite:
     order: int
 
 
-class ModuleIndex(cst.CSTVisitor):
+class ModuleIndex:
     def __init__(self, module: cst.Module) -> None:
         self.module = module
         self.imports: dict[str, str] = {}
@@ -93,23 +94,30 @@ class ModuleIndex(cst.CSTVisitor):
         self._functions: list[Function] = []
         self._classes: list[str] = []
         self._order = 0
-        module.visit(self)
+        self._walk(module)
 
     # -- traversal -------------------------------------------------------------------------
+    # A plain walk over the nodes' fields: libcst's visitor rebuilds every node on the way back up,
+    # which costs ~15x more than reading the fields.
 
-    def on_visit(self, node: cst.CSTNode) -> bool:
+    def _walk(self, node: cst.CSTNode) -> None:
         kind = type(node)
-        if kind in STATEMENT_TYPES:
+        is_statement = kind in STATEMENT_TYPES
+        if is_statement:
             self.parent_statement[node] = self._statements[-1] if self._statements else None
             self._statements.append(node)
         handler = _VISITORS.get(kind)
         if handler is not None:
-            return handler(self, node) is not False
-        return True
-
-    def on_leave(self, node: cst.CSTNode) -> None:
-        kind = type(node)
-        if kind in STATEMENT_TYPES:
+            handler(self, node)
+        for name in _child_fields(kind):
+            value = getattr(node, name)
+            if isinstance(value, cst.CSTNode):
+                self._walk(value)
+            elif type(value) in (tuple, list):
+                for item in value:
+                    if isinstance(item, cst.CSTNode):
+                        self._walk(item)
+        if is_statement:
             self._statements.pop()
         if kind is cst.FunctionDef:
             self._functions.pop()
@@ -319,6 +327,19 @@ def _dotted_or_none(node: cst.BaseExpression) -> str | None:
         return None
     parts.append(node.value)
     return ".".join(reversed(parts))
+
+
+# Fields that hold only whitespace, comments and punctuation: never walked.
+_SKIPPED_FIELDS = ("whitespace", "lpar", "rpar", "comma", "semicolon", "header", "footer", "leading_lines",
+                   "lines_after_decorators", "newline", "colon", "equal", "dot", "star", "operator",
+                   "asynchronous", "quote")
+
+
+@cache
+def _child_fields(kind: type) -> tuple[str, ...]:
+    return tuple(
+        f.name for f in fields(kind) if not any(f.name.startswith(s) or f.name.endswith(s) for s in _SKIPPED_FIELDS)
+    )
 
 
 _VISITORS = {

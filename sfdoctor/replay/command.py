@@ -1,9 +1,86 @@
-"""Placeholder: the replay command lands with issue 3."""
+"""The `sfdoctor replay` click command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import nullcontext, redirect_stdout
+from pathlib import Path
 
 import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..config import ConfigError, load_config
+from ..output import make_console
+
+DEFAULT_STEPS = 50
 
 
-@click.command()
-def replay() -> None:
-    """Run a training script for N steps with instrumented ScheduleFree optimizers."""
-    raise click.UsageError("replay is not available yet")
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("script", required=False, type=click.Path(path_type=Path))
+@click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help=f"Stop after this many steps of the first ScheduleFree optimizer (default {DEFAULT_STEPS}).")
+@click.option("--device", type=click.Choice(["auto", "cpu"]), default="auto", show_default=True,
+              help="cpu hides the GPUs from the script; auto leaves the script's choice.")
+@click.option("--output-format", type=click.Choice(["full", "json"]), default="full", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write trajectory.json, trajectory.csv and trajectory.png to this folder.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop the script after this many seconds; the report still comes.")
+def replay(script: Path | None, script_args: tuple[str, ...], steps: int | None, device: str,
+           output_format: str, out: Path | None, timeout: float | None) -> None:
+    """Run SCRIPT for N optimizer steps with instrumented ScheduleFree optimizers and diagnose it.
+
+    Arguments after SCRIPT (put them after `--`) are passed to the script. Without SCRIPT, the script,
+    its args and steps come from [tool.sfdoctor.replay] in the nearest pyproject.toml.
+    """
+    script, args, steps = _resolve(script, list(script_args), steps)
+    try:
+        from .diagnose import diagnose
+        from .report import document, print_report, write_outputs
+        from .session import replay_script
+    except ImportError as error:
+        raise click.ClickException(f"replay needs torch ({error}): pip install 'sfdoctor[replay]'") from None
+
+    console = make_console(sys.stdout)
+    as_json = output_format == "json"
+    progress = _progress(steps, enabled=not as_json and sys.stderr.isatty())
+    # With json, stdout carries only the JSON object: the script's prints go to stderr.
+    with progress or nullcontext(), redirect_stdout(sys.stderr) if as_json else nullcontext():
+        task = progress.add_task("replay", total=steps) if progress else None
+        result = replay_script(script, args, steps, device, timeout,
+                               on_step=(lambda done: progress.update(task, completed=done)) if progress else None)
+    findings, crash = diagnose(result)
+    data = document(result, findings, crash)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        print_report(result, findings, crash, console)
+    if out is not None:
+        write_outputs(out, {**data, "command": ["sfdoctor", "replay", *sys.argv[2:]]}, make_console(sys.stderr))
+    failed = result.outcome.crashed or any(f.severity == "error" for f in findings)
+    sys.exit(1 if failed else 0)
+
+
+def _resolve(script: Path | None, args: list[str], steps: int | None) -> tuple[Path, list[str], int]:
+    if script is None:
+        try:
+            config = load_config()
+        except ConfigError as error:
+            raise click.UsageError(str(error)) from None
+        if "script" not in config.replay:
+            raise click.UsageError("no SCRIPT given and no [tool.sfdoctor.replay] script in pyproject.toml")
+        script = config.root / config.replay["script"]
+        args = args or list(config.replay.get("args", []))
+        steps = steps or config.replay.get("steps")
+    if not script.is_file():
+        raise click.UsageError(f"script not found: {script}")
+    return script.resolve(), args, steps or DEFAULT_STEPS
+
+
+def _progress(steps: int, enabled: bool) -> Progress | None:
+    if not enabled:
+        return None
+    return Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+                    TimeElapsedColumn(), console=make_console(sys.stderr), transient=True)
