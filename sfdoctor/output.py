@@ -49,7 +49,7 @@ def code_frame(filename: str, first: int, last: int) -> Syntax | None:
     start = max(1, first - FRAME_CONTEXT)
     end = min(len(lines), last + FRAME_CONTEXT)
     return Syntax(
-        "".join(lines[start - 1 : end]),
+        "".join(lines[start - 1 : end]).rstrip("\n"),
         "python",
         line_numbers=True,
         start_line=start,
