@@ -9,7 +9,13 @@ import click
 from ..config import load_config
 from ..errors import FatalError
 from ..output import (
-    FORMATS, make_console, print_concise, print_full, print_json, print_statistics, summary_line
+    FORMATS,
+    make_console,
+    print_concise,
+    print_full,
+    print_json,
+    print_statistics,
+    summary_line,
 )
 from .engine import Settings, lint_files, rule_infos
 from .files import discover

@@ -83,7 +83,7 @@ def lint_source(filename: str, data: bytes, settings: Settings) -> FileResult:
             continue
         try:
             rule_class(context).check()
-        except Exception as error:  # one rule's bug must not take the run down
+        except Exception as error:  # noqa: BLE001 - one rule's bug must not take the run down
             where = traceback.extract_tb(error.__traceback__)[-1]
             result.errors.append(
                 f"{filename}: internal error in {rule_class.info.code}: {type(error).__name__}: {error} "
@@ -185,4 +185,4 @@ def rule_infos() -> list[RuleInfo]:
     return [SYNTAX_ERROR, *(rule.info for rule in discover_rules())]
 
 
-__all__ = ["Settings", "lint_files", "lint_source", "rule_infos", "Rule"]
+__all__ = ["Rule", "Settings", "lint_files", "lint_source", "rule_infos"]

@@ -8,9 +8,9 @@ Positions are computed later, and only for files that have something to report.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from functools import cache
-from typing import Iterator
 
 import libcst as cst
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from dataclasses import dataclass, replace
 
 import libcst as cst
@@ -206,16 +207,19 @@ def sf_test_polarity(context: FileContext, test: cst.BaseExpression) -> bool | N
         negated, test = not negated, test.expression
     if not SF_TEST.search(context.index.code(test)):
         return None
-    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
-        if isinstance(test.comparisons[0].operator, (cst.NotEqual, cst.NotIn, cst.IsNot)):
-            negated = not negated
+    if (
+        isinstance(test, cst.Comparison)
+        and len(test.comparisons) == 1
+        and isinstance(test.comparisons[0].operator, (cst.NotEqual, cst.NotIn, cst.IsNot))
+    ):
+        negated = not negated
     return not negated
 
 
 def _on_non_schedulefree_branch(context: FileContext, site: CallSite) -> bool:
     """Scheduler code that only runs when the optimizer is not ScheduleFree."""
     statements = list(context.index.enclosing_statements(site.statement))
-    for inner, outer in zip(statements, statements[1:]):
+    for inner, outer in pairwise(statements):
         if isinstance(outer, cst.If):
             polarity = sf_test_polarity(context, outer.test)
             if polarity is None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import ast
 import itertools
 import operator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import libcst as cst
 
@@ -379,14 +380,15 @@ class Evaluator:
     @staticmethod
     def argument(call: cst.Call, keyword: str, position: int | None) -> cst.BaseExpression | None:
         """An argument by keyword, or by position among the positional arguments."""
-        positional = []
+        positional: list[cst.BaseExpression] = []
+        starred = False  # after `*args` the positions are unknown
         for arg in call.args:
             if arg.keyword is not None:
                 if arg.keyword.value == keyword:
                     return arg.value
             elif arg.star:
-                return None if position is not None and position >= len(positional) else None
-            else:
+                starred = True
+            elif not starred:
                 positional.append(arg.value)
         if position is not None and position < len(positional):
             return positional[position]

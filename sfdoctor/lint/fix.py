@@ -1,0 +1,184 @@
+"""Autofix: apply the findings' edits, re-parse and re-lint until nothing changes, write atomically."""
+
+from __future__ import annotations
+
+import difflib
+import io
+import os
+import re
+import stat
+import tempfile
+import tokenize
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import libcst as cst
+
+from ..findings import Edit, Finding
+from .engine import Settings, lint_source
+
+MAX_ROUNDS = 10  # a fix that keeps producing new fixes is a rule bug: stop instead of looping
+LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+@dataclass
+class FileFix:
+    """What fixing one file did. `fixed == original` when nothing was (or could be) applied."""
+
+    display: str
+    original: str = ""
+    fixed: str = ""
+    applied: list[Finding] = field(default_factory=list)
+    remaining: list[Finding] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def diff(self) -> str:
+        lines = difflib.unified_diff(
+            _lines(self.original), _lines(self.fixed), f"a/{self.display}", f"b/{self.display}"
+        )
+        return "".join(line if LINE_END.search(line[-1:]) else line + "\n" for line in lines)
+
+
+def fix_file(path: Path, display: str, settings: Settings, applicable: Callable[[Finding], bool], write: bool) -> FileFix:
+    """Fix one file; with `write`, replace it on disk unless it changed since it was read."""
+    outcome = FileFix(display)
+    try:
+        data = path.read_bytes()
+        encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+        outcome.original = data.decode(encoding)
+    except (OSError, SyntaxError, UnicodeDecodeError, LookupError) as error:
+        outcome.errors.append(f"{display}: cannot fix: cannot read: {getattr(error, 'strerror', None) or error}")
+        return outcome
+    outcome.fixed, outcome.applied, outcome.remaining, outcome.errors = fixed_text(
+        display, outcome.original, encoding, settings, applicable
+    )
+    if write and outcome.fixed != outcome.original:
+        problem = _replace(path, data, outcome.fixed, encoding)
+        if problem is not None:
+            outcome.errors.append(f"{display}: fixes not written: {problem}")
+            outcome.fixed, outcome.applied = outcome.original, []
+            outcome.remaining = lint_source(display, data, settings).findings
+    return outcome
+
+
+def fixed_text(
+    display: str, text: str, encoding: str, settings: Settings, applicable: Callable[[Finding], bool]
+) -> tuple[str, list[Finding], list[Finding], list[str]]:
+    """(fixed text, applied findings, findings left in the fixed text, errors)."""
+    original, applied, errors = text, [], []
+    rejected: set[tuple] = set()  # fixes that broke the syntax or changed nothing: never retried
+    first_findings = None
+    for _ in range(MAX_ROUNDS):
+        result = lint_source(display, text.encode(encoding), settings)
+        first_findings = result.findings if first_findings is None else first_findings
+        candidates = [f for f in result.findings if applicable(f) and _key(f) not in rejected]
+        if not candidates:
+            return text, applied, result.findings, errors
+        chosen, taken = [], []
+        for finding in candidates:
+            spans = _spans(text, finding.fix.edits)
+            if spans is None:
+                rejected.add(_key(finding))
+                errors.append(f"{_where(finding)}: {finding.code} fix dropped: its edits lie outside the file")
+            elif any(_overlaps(span, other) for span in spans for other in taken):
+                continue  # the next round applies it to the text the earlier fix produced
+            elif not _parses(_apply(text, spans)):
+                rejected.add(_key(finding))
+                errors.append(f"{_where(finding)}: {finding.code} fix dropped: the result would not parse")
+            else:
+                chosen.append((finding, spans))
+                taken += spans
+        new_text = _apply(text, [span for _, spans in chosen for span in spans])
+        if chosen and not _parses(new_text):  # each parses alone, not together: one per round
+            chosen = chosen[:1]
+            new_text = _apply(text, chosen[0][1])
+        if new_text == text:
+            rejected.update(_key(finding) for finding, _ in chosen)
+            continue
+        text = new_text
+        applied += [finding for finding, _ in chosen]
+    errors.append(f"{display}: fixes did not settle after {MAX_ROUNDS} rounds; the file is left unchanged")
+    return original, [], first_findings or [], errors
+
+
+def _key(finding: Finding) -> tuple:
+    """A fix's identity that survives the line shifts of earlier fixes."""
+    return (finding.code, finding.fix.message, tuple(edit.content for edit in finding.fix.edits))
+
+
+def _where(finding: Finding) -> str:
+    return f"{finding.filename}:{finding.location.row}:{finding.location.column}"
+
+
+def _lines(text: str) -> list[str]:
+    """Lines with their own endings (str.splitlines also splits at form feeds and other characters)."""
+    return re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", text)
+
+
+def _spans(text: str, edits: tuple[Edit, ...]) -> list[tuple[int, int, str]] | None:
+    """Edits as (start, end, content) offsets, content in the file's line endings; None if out of range."""
+    starts = [0] + [match.end() for match in LINE_END.finditer(text)]
+    line_end = LINE_END.search(text)
+    newline = line_end.group() if line_end else "\n"
+
+    def offset(row: int, column: int) -> int | None:
+        if not 1 <= row <= len(starts) or column < 1:
+            return None
+        limit = starts[row] if row < len(starts) else len(text)
+        position = starts[row - 1] + column - 1
+        return position if position <= limit else None
+
+    spans = []
+    for edit in edits:
+        start = offset(edit.location.row, edit.location.column)
+        end = offset(edit.end_location.row, edit.end_location.column)
+        if start is None or end is None or end < start:
+            return None
+        spans.append((start, end, LINE_END.sub(newline, edit.content)))
+    return spans
+
+
+def _overlaps(a: tuple[int, int, str], b: tuple[int, int, str]) -> bool:
+    return a[0] < b[1] and b[0] < a[1] or a[0] == b[0]
+
+
+def _apply(text: str, spans: list[tuple[int, int, str]]) -> str:
+    for start, end, content in sorted(spans, key=lambda span: span[0], reverse=True):
+        text = text[:start] + content + text[end:]
+    return text
+
+
+def _parses(text: str) -> bool:
+    try:
+        cst.parse_module(text)
+    except (cst.ParserSyntaxError, SyntaxError, ValueError):
+        return False
+    return True
+
+
+def _replace(path: Path, original: bytes, text: str, encoding: str) -> str | None:
+    """Write `text` over `path` atomically, keeping its permissions; the reason it was not, or None."""
+    try:
+        data = text.encode(encoding)
+    except UnicodeEncodeError as error:
+        return f"the fixed text cannot be encoded as {encoding}: {error.reason}"
+    try:
+        mode = path.stat().st_mode
+        # root may write anywhere: a file without write bits is read-only on purpose
+        if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(path, os.W_OK):
+            return "the file is read-only"
+        if path.read_bytes() != original:
+            return "the file changed on disk since it was read"
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".sfdoctor", dir=path.parent)
+    except OSError as error:
+        return error.strerror or str(error)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.chmod(temporary, stat.S_IMODE(mode))
+        os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        return error.strerror or str(error)
+    return None
