@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from itertools import pairwise
 from dataclasses import dataclass, replace
+from itertools import pairwise
 
 import libcst as cst
 
