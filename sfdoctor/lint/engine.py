@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import multiprocessing
 import os
 import re
@@ -71,8 +72,7 @@ def lint_source(filename: str, data: bytes, settings: Settings) -> FileResult:
     try:
         module = cst.parse_module(data)
     except cst.ParserSyntaxError as error:
-        message = str(error).splitlines()[0] if str(error) else "invalid syntax"
-        result.findings.append(_syntax_error(filename, error.raw_line, error.raw_column + 1, message))
+        result.findings.append(_python_syntax_error(filename, data, error))
         return result
     except (UnicodeDecodeError, LookupError, SyntaxError, ValueError) as error:
         result.findings.append(_syntax_error(filename, 1, 1, f"cannot decode the file: {error}"))
@@ -92,6 +92,17 @@ def lint_source(filename: str, data: bytes, settings: Settings) -> FileResult:
     if context.findings:
         result.findings = _unsuppressed(context, data)
     return result
+
+
+def _python_syntax_error(filename: str, data: bytes, error: cst.ParserSyntaxError) -> Finding:
+    """Python's own message and position where it has one: libcst's can point a line too far."""
+    try:
+        compile(data, filename, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as python_error:
+        return _syntax_error(filename, python_error.lineno or 1, python_error.offset or 1, python_error.msg)
+    except ValueError:  # null bytes
+        pass
+    return _syntax_error(filename, error.raw_line, error.raw_column + 1, error.message)
 
 
 def _syntax_error(filename: str, row: int, column: int, message: str) -> Finding:
