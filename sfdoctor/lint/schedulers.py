@@ -148,7 +148,9 @@ def _describe(context: FileContext, site: CallSite, kind: str, optimizers: Optim
             name = values("name", 0, None) if kind == "get_scheduler" else Values((kind,), True)
             constant = name.triggers(lambda v: str(v).endswith("constant") or str(v) == "SchedulerType.CONSTANT")
             no_op = constant[1]
-            warmup = values("num_warmup_steps", 1 if kind != "get_scheduler" else 3, 0)
+            # get_scheduler(name, optimizer, ...): transformers then takes num_warmup_steps, diffusers step_rules
+            position = {"get_scheduler": 3 if site.qualname.startswith("diffusers") else 2}.get(kind, 1)
+            warmup = values("num_warmup_steps", position, 0)
             if kind == "get_scheduler" and evaluator.argument(call, "num_warmup_steps", None) is None:
                 warmup = Values((0,), True)
             if not no_op:

@@ -337,8 +337,14 @@ class Evaluator:
         )
 
     def _is_parsed_args(self, node: cst.BaseExpression, where: Where, depth: int) -> bool:
+        if depth > MAX_DEPTH:
+            return False
         if isinstance(node, cst.Call):
-            return isinstance(node.func, cst.Attribute) and node.func.attr.value in ("parse_args", "parse_known_args")
+            if isinstance(node.func, cst.Attribute) and node.func.attr.value in ("parse_args", "parse_known_args"):
+                return True
+            # `args = parse_args()`: a helper of this module that returns `parser.parse_args()`
+            returns = self._local_returns(node, where)
+            return bool(returns) and all(self._is_parsed_args(value, place, depth + 1) for value, place in returns)
         if isinstance(node, cst.Name):
             bindings = self.bindings(node.value, where)
             return bool(bindings) and all(

@@ -12,7 +12,6 @@ class SchedulerOnScheduleFree(Rule):
         for scheduler in self.context.analysis(schedulers):
             if (
                 scheduler.starts_at_zero.fires  # SF102
-                or scheduler.cycles_momentum.fires  # SF103
                 or scheduler.no_op
                 or scheduler.steps_neutralised
                 or scheduler.part_of_combined

@@ -1,0 +1,67 @@
+"""The shipped fixtures produce exactly the expected findings (code and line, in order), through the CLI.
+
+The expectations are the specification (RULES.md, issue 2), written from the fixtures' code, not
+copied from the linter's output. `fixtures/lint/README.md` says what each fixture shows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sfdoctor.cli import cli
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "lint"
+
+EXPECTED: dict[str, list[tuple[str, int]]] = {
+    "bad_argparse_lambda_warmup.py": [("SF102", 38)],
+    "bad_diffusers_text_encoder_lr0.py": [("SF301", 43), ("SF102", 48)],
+    "bad_factory_dict_config.py": [("SF110", 35)],
+    "bad_fractional_warmup.py": [("SF112", 23)],
+    "bad_grad_zeroing_backbone.py": [("SF302", 32)],
+    "bad_hf_double_warmup.py": [("SF102", 46), ("SF104", 46)],
+    "bad_negative_lr.py": [("SF114", 15)],
+    "bad_onecycle_sgd.py": [("SF101", 31), ("SF103", 31)],
+    "bad_param_group_frozen_encoder.py": [("SF301", 43)],
+    "bad_radam_warmup_steps.py": [("SF112", 27)],
+    "bad_sequential_warmup_cosine.py": [("SF102", 39)],
+    "bad_tensor_lr_compile.py": [("SF111", 16)],
+    "bad_timm_cosine_warmup.py": [("SF102", 30)],
+    "bad_trainer_class_scheduler.py": [("SF110", 30), ("SF102", 35)],
+    "bad_wrapper_around_adam.py": [("SF405", 14)],
+    "bad_zero_beta1.py": [("SF113", 15)],
+    "broken_notebook_export.py": [("SF000", 10)],
+    "good_argparse_positive_lr.py": [],
+    "good_dummy_scheduler.py": [],
+    "good_freeze_requires_grad.py": [],
+    "good_lambda_in_string_and_comment.py": [],
+    "good_scheduler_on_other_branch.py": [],
+    "good_scheduler_step_wrapper.py": [],
+    "good_wrapper_around_sgd.py": [],
+    "good_zero_init_adapter.py": [],
+}
+
+
+@pytest.fixture(scope="module")
+def findings_by_file() -> dict[str, list[tuple[str, int]]]:
+    """Lint the whole fixture folder once, as a user would."""
+    result = CliRunner().invoke(cli, ["lint", "--output-format", "json", str(FIXTURES)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == ""
+    found = defaultdict(list)
+    for finding in json.loads(result.stdout):
+        found[Path(finding["filename"]).name].append((finding["code"], finding["location"]["row"]))
+    return found
+
+
+def test_every_fixture_has_expectations() -> None:
+    assert sorted(path.name for path in FIXTURES.glob("*.py")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_fixture_findings(name: str, findings_by_file: dict[str, list[tuple[str, int]]]) -> None:
+    assert findings_by_file.get(name, []) == EXPECTED[name]
