@@ -9,10 +9,11 @@ from .findings import RuleInfo
 
 
 def all_rules() -> list[RuleInfo]:
+    from .lint.dependencies import DEPENDENCY_RULES
     from .lint.engine import rule_infos
     from .replay.codes import REPLAY_RULES
 
-    return sorted([*rule_infos(), *REPLAY_RULES], key=lambda info: info.code)
+    return sorted([*rule_infos(), *DEPENDENCY_RULES, *REPLAY_RULES], key=lambda info: info.code)
 
 
 def docs_folder() -> Path:

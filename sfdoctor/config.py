@@ -30,7 +30,7 @@ LINT_KEYS: dict[str, type] = {
     "extend-exclude": list,
     "output-format": str,
 }
-# [tool.sfdoctor.lint] takes the same keys (Ruff style) plus the factories; a key may be set in one place only.
+# [tool.sfdoctor.lint] takes the same keys (Ruff style) plus the factories; a key may be set in one place.
 LINT_TABLE_KEYS: dict[str, type] = {**LINT_KEYS, "optimizer-factories": list}
 REPLAY_KEYS: dict[str, type] = {"script": str, "args": list, "steps": int}
 
@@ -95,7 +95,9 @@ def _check(path: Path, table: str, values: Any, schema: dict[str, type]) -> None
         raise ConfigError(f"{path}: [{table}] must be a table")
     for key, value in values.items():
         if key not in schema:
-            raise ConfigError(f"{path}: unknown key '{key}' in [{table}]; expected one of {', '.join(schema)}")
+            raise ConfigError(
+                f"{path}: unknown key '{key}' in [{table}]; expected one of {', '.join(schema)}"
+            )
         expected = schema[key]
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise ConfigError(f"{path}: '{key}' in [{table}] must be a {expected.__name__}, got {value!r}")

@@ -39,11 +39,22 @@ def finding_line(finding: Finding, markup: bool = False) -> str:
     if not markup:
         return f"{where} {text}"
     style = SEVERITY_STYLE[finding.severity]
-    return f"[bold]{escape(where)}[/] [{style}]{finding.code}[/] {escape(text[len(finding.code) + 1:])}"
+    return f"[bold]{escape(where)}[/] [{style}]{finding.code}[/] {escape(text[len(finding.code) + 1 :])}"
+
+
+def source_line(filename: str, row: int) -> str:
+    lines = source_lines(filename)
+    return lines[row - 1] if 1 <= row <= len(lines) else ""
+
+
+def source_lines(filename: str) -> list[str]:
+    # checkcache: a long-lived process (tests, an editor) may have cached an older file of that name
+    linecache.checkcache(filename)
+    return linecache.getlines(filename)
 
 
 def code_frame(filename: str, first: int, last: int) -> Syntax | None:
-    lines = linecache.getlines(filename)
+    lines = source_lines(filename)
     if not lines or first > len(lines):
         return None
     start = max(1, first - FRAME_CONTEXT)
@@ -66,7 +77,7 @@ def print_full(findings: Sequence[Finding], console: Console) -> None:
         if frame is not None:
             console.print(frame)
         for related in finding.related:
-            source = linecache.getline(related.filename, related.location.row).strip()
+            source = source_line(related.filename, related.location.row).strip()
             console.print(
                 f"  [cyan]note:[/] {escape(related.message)} at "
                 f"{escape(related.filename)}:{related.location.row}: [dim]{escape(source)}[/]"
@@ -105,8 +116,13 @@ def summary_line(findings: Sequence[Finding], files_checked: int) -> str:
     if not findings:
         return f"All checks passed! ({files_checked} files checked)"
     severities = Counter(f.severity for f in findings)
-    parts = [f"{severities[s]} {s}{'s' if severities[s] != 1 else ''}" for s in ("error", "warning") if severities[s]]
-    return f"Found {len(findings)} finding{'s' if len(findings) != 1 else ''} ({', '.join(parts)}) in {files_checked} files checked."
+    parts = [
+        f"{severities[s]} {s}{'s' if severities[s] != 1 else ''}"
+        for s in ("error", "warning")
+        if severities[s]
+    ]
+    plural = "s" if len(findings) != 1 else ""
+    return f"Found {len(findings)} finding{plural} ({', '.join(parts)}) in {files_checked} files checked."
 
 
 def repository_root() -> Path:
@@ -136,18 +152,22 @@ def sarif_log(findings: Sequence[Finding], root: Path | None = None) -> dict:
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "sfdoctor",
-                "version": __version__,
-                "semanticVersion": __version__,
-                "informationUri": HOMEPAGE,
-                "rules": [_sarif_rule(info) for info in rules.values()],
-            }},
-            "originalUriBaseIds": {"%SRCROOT%": {"uri": root.as_uri() + "/"}},
-            "columnKind": "unicodeCodePoints",  # libcst columns count characters, not UTF-16 units
-            "results": [_sarif_result(finding, index[finding.code], root) for finding in findings],
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "sfdoctor",
+                        "version": __version__,
+                        "semanticVersion": __version__,
+                        "informationUri": HOMEPAGE,
+                        "rules": [_sarif_rule(info) for info in rules.values()],
+                    }
+                },
+                "originalUriBaseIds": {"%SRCROOT%": {"uri": root.as_uri() + "/"}},
+                "columnKind": "unicodeCodePoints",  # libcst columns count characters, not UTF-16 units
+                "results": [_sarif_result(finding, index[finding.code], root) for finding in findings],
+            }
+        ],
     }
 
 
@@ -171,7 +191,8 @@ def _sarif_rule(info: RuleInfo) -> dict:
 def _sarif_location(filename: str, start, end, root: Path) -> dict:
     relative = _repository_path(filename, root)
     artifact = (
-        {"uri": quote(relative), "uriBaseId": "%SRCROOT%"} if relative is not None
+        {"uri": quote(relative), "uriBaseId": "%SRCROOT%"}
+        if relative is not None
         else {"uri": Path(os.path.abspath(filename)).as_uri()}
     )
     region = {"startLine": start.row, "startColumn": start.column}
@@ -182,7 +203,7 @@ def _sarif_location(filename: str, start, end, root: Path) -> dict:
 
 def _sarif_result(finding: Finding, rule_index: int, root: Path) -> dict:
     location = _sarif_location(finding.filename, finding.location, finding.end_location, root)
-    line = linecache.getline(finding.filename, finding.location.row).strip()
+    line = source_line(finding.filename, finding.location.row).strip()
     path = _repository_path(finding.filename, root) or finding.filename
     # Stable across runs and across edits elsewhere in the file: no line number in it.
     fingerprint = hashlib.sha256(f"{finding.code}\0{path}\0{line}".encode()).hexdigest()
@@ -196,8 +217,11 @@ def _sarif_result(finding: Finding, rule_index: int, root: Path) -> dict:
     }
     if finding.related:
         result["relatedLocations"] = [
-            {"id": number, "message": {"text": related.message},
-             **_sarif_location(related.filename, related.location, None, root)}
+            {
+                "id": number,
+                "message": {"text": related.message},
+                **_sarif_location(related.filename, related.location, None, root),
+            }
             for number, related in enumerate(finding.related, 1)
         ]
     return result

@@ -65,7 +65,7 @@ def test_use_instead_is_clean(doc: Path) -> None:
     assert findings(doc, "Use instead") == []
 
 
-@pytest.mark.parametrize("info", rule_infos(), ids=lambda info: info.code)
+@pytest.mark.parametrize("info", [*rule_infos(), *DEPENDENCY_RULES], ids=lambda info: info.code)
 def test_every_rule_has_its_document(info) -> None:
     doc = RULES_DIR / f"{info.code}.md"
     assert doc in LINT_DOCS, f"{info.code} has no document at {doc}"

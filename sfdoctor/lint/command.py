@@ -2,72 +2,314 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from functools import cache
+from pathlib import Path
+from typing import IO
 
 import click
+from rich.console import Console
 
-from ..config import load_config
+from ..config import Config, ConfigError, load_config
 from ..errors import FatalError
+from ..findings import Finding
 from ..output import (
     FORMATS,
     make_console,
     print_concise,
     print_full,
+    print_github,
     print_json,
+    print_sarif,
     print_statistics,
     summary_line,
 )
+from .dependencies import (
+    DEPENDENCY_RULES,
+    is_dependency_file,
+    lint_dependency_file,
+    never_calls_optimizer_train,
+)
 from .engine import Settings, lint_files, rule_infos
-from .files import discover
+from .files import DEFAULT_EXCLUDE, PathPatterns, changed_files, discover
+from .fix import FileFix, fix_file
+
+Files = list[tuple[Path, str]]
 
 
-def _codes(values: tuple[str, ...]) -> tuple[str, ...]:
-    """`--select SF1,SF201 --select SF3` -> ("SF1", "SF201", "SF3"), checked against the catalogue."""
+def _codes(values: Sequence[str], source: str) -> tuple[str, ...]:
+    """`SF1,SF201` / ["SF1", "SF201"] -> ("SF1", "SF201"), checked against the lint rules."""
     codes = tuple(c.strip().upper() for value in values for c in value.split(",") if c.strip())
-    known = [info.code for info in rule_infos()]
+    known = [info.code for info in (*rule_infos(), *DEPENDENCY_RULES)]
     for code in codes:
         if code != "ALL" and not any(k.startswith(code) for k in known):
-            raise click.BadParameter(f"{code!r} matches no rule; `sfdoctor rule` lists them")
+            raise FatalError(f"{source}: {code!r} matches no rule; `sfdoctor rule` lists them")
     return tuple("SF" if c == "ALL" else c for c in codes)
+
+
+def _settings(config: Config, select, extend_select, ignore, prefilter: bool) -> Settings:
+    where = f"in {config.path}"
+    chosen = _codes(select, "--select") or _codes(config.lint.get("select", ["SF"]), f"'select' {where}")
+    return Settings(
+        select=chosen
+        + _codes(config.lint.get("extend-select", ()), f"'extend-select' {where}")
+        + _codes(extend_select, "--extend-select"),
+        ignore=_codes(ignore, "--ignore") + _codes(config.lint.get("ignore", ()), f"'ignore' {where}"),
+        factories=frozenset(config.lint.get("optimizer-factories", ())),
+        prefilter=prefilter,
+    )
+
+
+def _per_file_ignores(config: Config, files: Files) -> dict[str, tuple[str, ...]]:
+    """Display name -> ignored code prefixes, for the files that have any."""
+    table = [
+        (
+            PathPatterns.from_patterns([pattern], config.root),
+            _codes(codes, f"'per-file-ignores' in {config.path}"),
+        )
+        for pattern, codes in config.lint.get("per-file-ignores", {}).items()
+    ]
+    ignored = {}
+    for path, display in files:
+        codes = tuple(code for patterns, codes in table if patterns.match(path) for code in codes)
+        if codes:
+            ignored[display] = codes
+    return ignored
+
+
+def _lint_dependencies(
+    files: Files, python_files: Files, settings: Settings
+) -> tuple[list[Finding], list[str]]:
+    if not any(settings.enabled(info.code) for info in DEPENDENCY_RULES):
+        return [], []
+    never_calls_train = cache(
+        lambda: settings.enabled("SF002") and never_calls_optimizer_train(path for path, _ in python_files)
+    )
+    findings, errors = [], []
+    for path, display in files:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as error:
+            errors.append(f"{display}: cannot read: {error.strerror or error}")
+            continue
+        findings += [
+            f for f in lint_dependency_file(display, text, never_calls_train) if settings.enabled(f.code)
+        ]
+    return findings, errors
 
 
 @click.command()
 @click.argument("paths", nargs=-1)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read [tool.sfdoctor] from this file instead of the nearest pyproject.toml.",
+)
+@click.option("--isolated", is_flag=True, help="Ignore all configuration files.")
 @click.option("--output-format", type=click.Choice(FORMATS), default=None, help="How findings are printed.")
+@click.option(
+    "-o",
+    "--output-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the findings to this file instead of standard output.",
+)
 @click.option("--select", multiple=True, help="Rule codes or prefixes to enable (e.g. SF1,SF301).")
+@click.option(
+    "--extend-select", multiple=True, help="Rule codes or prefixes to enable on top of the selection."
+)
 @click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable.")
+@click.option(
+    "--force-exclude",
+    is_flag=True,
+    help="Apply the excludes to files named on the command line too (for pre-commit).",
+)
+@click.option(
+    "--diff-base",
+    metavar="REV",
+    help="Lint only the files changed since the merge base with REV, plus uncommitted ones.",
+)
+@click.option("--fix", is_flag=True, help="Apply the safe fixes.")
+@click.option("--unsafe-fixes", is_flag=True, help="With --fix or --diff, apply the unsafe fixes too.")
+@click.option(
+    "--diff", is_flag=True, help="Print the fixes as a unified diff and write nothing (exit 1 if any)."
+)
+@click.option("--show-fixes", is_flag=True, help="With --fix, list what was fixed.")
 @click.option("--statistics", is_flag=True, help="Print the number of findings per rule.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("-q", "--quiet", is_flag=True, help="Print findings only, no summary.")
 @click.option("--no-prefilter", is_flag=True, hidden=True, help="Parse every file (benchmarks).")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: cores).")
-def lint(paths, output_format, select, ignore, statistics, exit_zero, quiet, no_prefilter, jobs) -> None:
-    """Check Python files and folders for ScheduleFree bugs (default: the current folder)."""
-    config = load_config()
-    settings = Settings(
-        select=_codes(select) or tuple(config.lint.get("select", ("SF",))),
-        ignore=_codes(ignore) + tuple(config.lint.get("ignore", ())),
-        factories=frozenset(config.lint.get("optimizer-factories", ())),
-        prefilter=not no_prefilter,
-    )
+@click.option(
+    "-j", "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: cores)."
+)
+def lint(
+    paths,
+    config_file,
+    isolated,
+    output_format,
+    output_file,
+    select,
+    extend_select,
+    ignore,
+    force_exclude,
+    diff_base,
+    fix,
+    unsafe_fixes,
+    diff,
+    show_fixes,
+    statistics,
+    exit_zero,
+    quiet,
+    no_prefilter,
+    jobs,
+) -> None:
+    """Check Python and dependency files for ScheduleFree bugs (default: the current folder)."""
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"--config {config_file}: no such file")
+    config = load_config(config_file, isolated)
+    settings = _settings(config, select, extend_select, ignore, prefilter=not no_prefilter)
     output_format = output_format or config.lint.get("output-format", "full")
-    if output_format not in FORMATS:
-        raise FatalError(f"unknown output-format {output_format!r} in {config.path}")
-    files = discover(list(paths) or ["."])
-    result = lint_files(files, settings, jobs)
-    console = make_console()
-    if statistics:
-        print_statistics(result.findings, console)
-    elif output_format == "json":
-        print_json(result.findings, sys.stdout)
-    elif output_format == "concise":
-        print_concise(result.findings, console)
-    else:
-        print_full(result.findings, console)
-    if not quiet and output_format != "json":
-        console.print(summary_line(result.findings, result.files))
-    for error in result.errors:
+    excludes = PathPatterns.from_patterns(
+        [*config.lint.get("exclude", DEFAULT_EXCLUDE), *config.lint.get("extend-exclude", ())], config.root
+    )
+    files = discover(list(paths) or ["."], excludes, force_exclude)
+    # SF002 looks at all the project's Python files, even those --diff-base leaves out
+    all_python = [(path, display) for path, display in files if not is_dependency_file(path)]
+    if diff_base is not None:
+        changed = changed_files(diff_base)
+        files = [(path, display) for path, display in files if path in changed]
+    ignored = _per_file_ignores(config, files)
+
+    def reported(finding: Finding) -> bool:
+        return not finding.code.startswith(ignored.get(finding.filename, ("\0",)))
+
+    def applicable(finding: Finding) -> bool:
+        if finding.fix is None or not reported(finding):
+            return False
+        return unsafe_fixes or finding.fix.applicability == "safe"
+
+    python = [(path, display) for path, display in files if not is_dependency_file(path)]
+    result = lint_files(python, settings, jobs)
+    dependency_findings, dependency_errors = _lint_dependencies(
+        [(path, display) for path, display in files if is_dependency_file(path)], all_python, settings
+    )
+    findings = [f for f in result.findings + dependency_findings if reported(f)]
+    errors = result.errors + dependency_errors
+    fixes: list[FileFix] = []
+    if fix or diff:
+        paths_by_name = {display: path for path, display in python}
+        for display in sorted({f.filename for f in findings if applicable(f)}):
+            outcome = fix_file(paths_by_name[display], display, settings, applicable, write=not diff)
+            fixes.append(outcome)
+            errors += [error for error in outcome.errors if error not in errors]
+            findings = [f for f in findings if f.filename != display] + [
+                f for f in outcome.remaining if reported(f)
+            ]
+    if diff:
+        sys.exit(_print_diffs(fixes, errors))
+    findings.sort(key=Finding.sort_key)
+    try:
+        output = (
+            output_file.open("w", encoding="utf-8") if output_file else contextlib.nullcontext(sys.stdout)
+        )
+    except OSError as error:
+        raise FatalError(f"cannot write {output_file}: {error.strerror or error}") from None
+    with output as stream:
+        _report(
+            findings,
+            fixes,
+            output_format,
+            stream,
+            statistics=statistics,
+            quiet=quiet,
+            fix=fix,
+            show_fixes=show_fixes,
+            applicable=applicable,
+            files_checked=len(files),
+        )
+    for error in errors:
         click.echo(f"sfdoctor: error: {error}", err=True)
-    if result.errors:
+    if errors:
         sys.exit(2)
-    sys.exit(1 if result.findings and not exit_zero else 0)
+    sys.exit(1 if findings and not exit_zero else 0)
+
+
+def _report(
+    findings: list[Finding],
+    fixes: list[FileFix],
+    output_format: str,
+    stream: IO[str],
+    *,
+    statistics: bool,
+    quiet: bool,
+    fix: bool,
+    show_fixes: bool,
+    applicable: Callable[[Finding], bool],
+    files_checked: int,
+) -> None:
+    console = make_console(stream)
+    human = output_format in ("full", "concise") and not statistics
+    _print_findings(findings, output_format, statistics, console, stream)
+    if human and not quiet:
+        console.print(summary_line(findings, files_checked))
+        if not fix:
+            _print_fixable(findings, applicable, console)
+    if fix and (show_fixes or not quiet):
+        # machine-readable output must stay parseable: the fix report goes to stderr then
+        _print_fixed(fixes, show_fixes, console if human else make_console(sys.stderr))
+
+
+def _print_findings(
+    findings: list[Finding], output_format: str, statistics: bool, console: Console, stream: IO[str]
+) -> None:
+    if statistics:
+        print_statistics(findings, console)
+    elif output_format == "json":
+        print_json(findings, stream)
+    elif output_format == "sarif":
+        print_sarif(findings, stream)
+    elif output_format == "github":
+        print_github(findings, stream)
+    elif output_format == "concise":
+        print_concise(findings, console)
+    else:
+        print_full(findings, console)
+
+
+def _print_fixable(findings: list[Finding], applicable: Callable[[Finding], bool], console: Console) -> None:
+    fixable = sum(1 for f in findings if applicable(f))
+    hidden = sum(1 for f in findings if f.fix is not None) - fixable
+    if fixable:
+        console.print(f"[*] {fixable} fixable with --fix.", markup=False)
+    if hidden:
+        console.print(f"{hidden} more fixable with --fix --unsafe-fixes.", markup=False)
+
+
+def _print_fixed(fixes: list[FileFix], show_fixes: bool, console: Console) -> None:
+    applied = [outcome for outcome in fixes if outcome.applied and outcome.fixed != outcome.original]
+    total = sum(len(outcome.applied) for outcome in applied)
+    if not total:
+        return
+    console.print(f"Fixed {total} finding{'s' if total != 1 else ''} in {len(applied)} files.", markup=False)
+    if not show_fixes:
+        return
+    for outcome in applied:
+        console.print(f"- {outcome.display}:", markup=False)
+        counts = Counter((f.code, f.rule.name) for f in outcome.applied)
+        for (code, name), count in sorted(counts.items()):
+            console.print(f"    {count} × {code} ({name})", markup=False)
+
+
+def _print_diffs(fixes: list[FileFix], errors: list[str]) -> int:
+    """--diff: the diffs on standard output, a count on standard error; the exit status."""
+    changed = [outcome for outcome in fixes if outcome.fixed != outcome.original]
+    for outcome in changed:
+        sys.stdout.write(outcome.diff())
+    total = sum(len(outcome.applied) for outcome in changed)
+    click.echo(f"Would fix {total} finding{'s' if total != 1 else ''} in {len(changed)} files.", err=True)
+    for error in errors:
+        click.echo(f"sfdoctor: error: {error}", err=True)
+    return 2 if errors else 1 if changed else 0

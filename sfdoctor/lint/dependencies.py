@@ -19,19 +19,26 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 SF001 = RuleInfo(
-    "SF001", "unguarded-schedulefree-pin", "error",
+    "SF001",
+    "unguarded-schedulefree-pin",
+    "error",
     "A schedulefree pin or range that admits only releases without the zero-division guard.",
 )
 SF002 = RuleInfo(
-    "SF002", "pre-train-mode-default-pin", "warning",
+    "SF002",
+    "pre-train-mode-default-pin",
+    "warning",
     "A schedulefree pin below 1.3 in a project that never calls optimizer.train(): upgrading breaks it.",
 )
 DEPENDENCY_RULES = (SF001, SF002)
 
 # Every schedulefree release on PyPI, oldest first.
 KNOWN_RELEASES = tuple(
-    Version(v) for v in
-    ("1.0", "1.1", "1.2", "1.2.1", "1.2.2", "1.2.3", "1.2.4", "1.2.5", "1.2.6", "1.2.7", "1.3", "1.4", "1.4.1")
+    Version(v)
+    for v in (
+        "1.0", "1.1", "1.2", "1.2.1", "1.2.2", "1.2.3", "1.2.4",
+        "1.2.5", "1.2.6", "1.2.7", "1.3", "1.4", "1.4.1",
+    )
 )
 # Releases whose `weight / weight_sum` has no ZeroDivisionError guard (1.2.3 re-ships the 1.2.1 code;
 # 1.0 has the same division and does not even import as a package).
@@ -92,22 +99,30 @@ def lint_dependency_file(display: str, text: str, never_calls_train: Callable[[]
         location, end = Location(row, column), Location(row, column + len(spec_text))
         listed = ", ".join(str(v) for v in admitted)
         if all(v in UNGUARDED_RELEASES for v in admitted):
-            findings.append(Finding(
-                SF001,
-                f"`{spec_text}` admits only schedulefree releases without the zero-division guard ({listed}): "
-                "an lr of 0 on any step raises ZeroDivisionError in step()",
-                display, location, end,
-                notes=(UPGRADE,),
-            ))
+            findings.append(
+                Finding(
+                    SF001,
+                    f"`{spec_text}` admits only schedulefree releases without the zero-division guard "
+                    f"({listed}): an lr of 0 on any step raises ZeroDivisionError in step()",
+                    display,
+                    location,
+                    end,
+                    notes=(UPGRADE,),
+                )
+            )
         if all(v < EVAL_MODE_DEFAULT_SINCE for v in admitted) and never_calls_train():
-            findings.append(Finding(
-                SF002,
-                f"`{spec_text}` admits only schedulefree releases before 1.3 ({listed}), which start in train "
-                "mode, and no Python file here calls optimizer.train(): from 1.3 on the first step() raises "
-                "'Optimizer was not in train mode'",
-                display, location, end,
-                notes=(ADD_TRAIN_CALL,),
-            ))
+            findings.append(
+                Finding(
+                    SF002,
+                    f"`{spec_text}` admits only schedulefree releases before 1.3 ({listed}), which start in "
+                    "train mode, and no Python file here calls optimizer.train(): from 1.3 on the first "
+                    "step() raises 'Optimizer was not in train mode'",
+                    display,
+                    location,
+                    end,
+                    notes=(ADD_TRAIN_CALL,),
+                )
+            )
     return findings
 
 
@@ -155,7 +170,9 @@ def _setup_cfg(text: str) -> Iterator[Candidate]:
         value = stripped
         if line and not line[0].isspace():
             key, value = re.match(r"([^=:]*)[=:]?(.*)", line).groups()
-            in_list = (section == "options" and key.strip() == "install_requires") or section == "options.extras_require"
+            in_list = (
+                section == "options" and key.strip() == "install_requires"
+            ) or section == "options.extras_require"
         requirement = value.split("#", 1)[0].strip()
         if in_list and requirement:
             yield requirement, requirement, row, line.index(requirement) + 1
@@ -188,7 +205,9 @@ def _pyproject(text: str) -> Iterator[Candidate]:
     lists += list(project.get("optional-dependencies", {}).values())
     lists += list(data.get("dependency-groups", {}).values())
     seen: dict[str, int] = {}
-    for requirement in (r for values in lists if isinstance(values, list) for r in values if isinstance(r, str)):
+    for requirement in (
+        r for values in lists if isinstance(values, list) for r in values if isinstance(r, str)
+    ):
         if not MENTIONS.search(requirement):
             continue
         # tomllib keeps no positions: the n-th time a string is listed, it is its n-th quoted occurrence.

@@ -14,51 +14,72 @@ from .dependencies import is_dependency_file
 
 # Skipped wherever they are, unless the configuration's `exclude` replaces this list.
 DEFAULT_EXCLUDE = tuple(
-    f"{name}/" for name in
-    (".git", ".hg", ".svn", "__pycache__", "build", "dist", ".tox", ".nox", ".venv", "venv",
-     ".mypy_cache", ".pytest_cache", ".ruff_cache", "node_modules", "site-packages", ".eggs")
+    f"{name}/"
+    for name in (
+        ".git",
+        ".hg",
+        ".svn",
+        "__pycache__",
+        "build",
+        "dist",
+        ".tox",
+        ".nox",
+        ".venv",
+        "venv",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        "node_modules",
+        "site-packages",
+        ".eggs",
+    )
 )
 
 
 @dataclass(frozen=True)
-class Excludes:
-    """Gitignore-style patterns, relative to `root` (the configuration's folder)."""
+class PathPatterns:
+    """Gitignore-style patterns (excludes, per-file-ignores), relative to `root` (the config's folder)."""
 
     spec: pathspec.PathSpec
     root: Path
 
     @classmethod
-    def from_patterns(cls, patterns: list[str] | tuple[str, ...], root: Path) -> Excludes:
+    def from_patterns(cls, patterns: list[str] | tuple[str, ...], root: Path) -> PathPatterns:
         return cls(pathspec.GitIgnoreSpec.from_lines(patterns), root.resolve())
 
     def match(self, path: Path, is_dir: bool = False) -> bool:
-        resolved = path.resolve()
+        """Whether the patterns match `path`, an absolute path without symlinks (resolved)."""
         try:
-            relative = resolved.relative_to(self.root).as_posix()
+            relative = path.relative_to(self.root).as_posix()
         except ValueError:
-            relative = resolved.as_posix()
+            relative = path.as_posix()
         return self.spec.match_file(relative + ("/" if is_dir else ""))
 
 
-def discover(paths: list[str], excludes: Excludes | None = None, force_exclude: bool = False) -> list[tuple[Path, str]]:
+def discover(
+    paths: list[str], excludes: PathPatterns | None = None, force_exclude: bool = False
+) -> list[tuple[Path, str]]:
     """Files under `paths` as (resolved path, display name); a missing path is a fatal error.
 
     Files named on the command line are always linted unless `force_exclude` (pre-commit names every
     changed file). Folders are walked for Python and dependency files, skipping excluded folders,
     virtualenvs and whatever .gitignore ignores.
     """
-    excludes = excludes or Excludes.from_patterns(DEFAULT_EXCLUDE, Path.cwd())
+    excludes = excludes or PathPatterns.from_patterns(DEFAULT_EXCLUDE, Path.cwd())
+    cwd = Path.cwd().resolve()
     found: dict[Path, str] = {}
     for raw in paths:
         path = Path(raw)
         if not path.exists():
             raise FatalError(f"{raw}: no such file or directory")
+        # Resolved once here: walking a resolved folder yields resolved paths (os.walk follows no links).
+        resolved = path.resolve()
         if path.is_file():
-            if not (force_exclude and excludes.match(path)):
-                found.setdefault(path.resolve(), _display(path))
+            if not (force_exclude and excludes.match(resolved)):
+                found.setdefault(resolved, _display(resolved, cwd))
             continue
-        for file in _walk(path, excludes):
-            found.setdefault(file.resolve(), _display(file))
+        for file in _walk(resolved, excludes):
+            found.setdefault(file, _display(file, cwd))
     return sorted(found.items(), key=lambda item: item[1])
 
 
@@ -66,7 +87,9 @@ def changed_files(rev: str) -> set[Path]:
     """Files added, copied, modified or renamed since the merge base with `rev`, committed or not."""
     top = _git(["rev-parse", "--show-toplevel"], "--diff-base needs a git repository")
     _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], f"--diff-base: unknown revision {rev!r}")
-    names = _git(["diff", "--name-only", "--diff-filter=ACMR", f"{rev}...HEAD"], f"--diff-base {rev}: git diff failed")
+    names = _git(
+        ["diff", "--name-only", "--diff-filter=ACMR", f"{rev}...HEAD"], f"--diff-base {rev}: git diff failed"
+    )
     names += _git(["diff", "--name-only", "--diff-filter=ACMR", "HEAD"], "git diff HEAD failed")
     names += _git(["ls-files", "--others", "--exclude-standard", "--full-name"], "git ls-files failed")
     root = Path(top.strip())
@@ -84,14 +107,18 @@ def _git(args: list[str], error: str) -> str:
     return done.stdout
 
 
-def _walk(root: Path, excludes: Excludes) -> list[Path]:
+def _walk(root: Path, excludes: PathPatterns) -> list[Path]:
+    if not root.is_relative_to(excludes.root) or excludes.match(root, is_dir=True):
+        # A folder named on the command line is walked even inside an excluded or outside folder
+        # (`sfdoctor lint .venv/lib/pkg`): only what lies below it is matched, relative to it.
+        excludes = PathPatterns(excludes.spec, root)
     files = []
-    ignores = _ancestor_gitignores(root.resolve())
+    ignores = _ancestor_gitignores(root)
     for folder, dirnames, filenames in os.walk(root):
         here = Path(folder)
         gitignore = here / ".gitignore"
         if gitignore.is_file():
-            ignores = ignores + [(here.resolve(), _load_gitignore(gitignore))]
+            ignores = ignores + [(here, _load_gitignore(gitignore))]
         kept = []
         for name in sorted(dirnames):
             child = here / name
@@ -100,18 +127,21 @@ def _walk(root: Path, excludes: Excludes) -> list[Path]:
             kept.append(name)
         dirnames[:] = kept
         files += [
-            here / n for n in sorted(filenames)
-            if (n.endswith(".py") or is_dependency_file(Path(n))) and not _ignored(here / n, ignores, excludes, False)
+            here / n
+            for n in sorted(filenames)
+            if (n.endswith(".py") or is_dependency_file(Path(n)))
+            and not _ignored(here / n, ignores, excludes, False)
         ]
     return files
 
 
-def _ignored(path: Path, ignores: list[tuple[Path, pathspec.PathSpec]], excludes: Excludes, is_dir: bool) -> bool:
-    resolved = path.resolve()
+def _ignored(
+    path: Path, ignores: list[tuple[Path, pathspec.PathSpec]], excludes: PathPatterns, is_dir: bool
+) -> bool:
     suffix = "/" if is_dir else ""
     for base, spec in ignores:
         try:
-            relative = resolved.relative_to(base).as_posix()
+            relative = path.relative_to(base).as_posix()
         except ValueError:
             continue
         if spec.match_file(relative + suffix):
@@ -135,15 +165,16 @@ def _ancestor_gitignores(folder: Path) -> list[tuple[Path, pathspec.PathSpec]]:
 
 def _load_gitignore(path: Path) -> pathspec.PathSpec:
     try:
-        return pathspec.GitIgnoreSpec.from_lines(path.read_text(encoding="utf-8", errors="replace").splitlines())
+        return pathspec.GitIgnoreSpec.from_lines(
+            path.read_text(encoding="utf-8", errors="replace").splitlines()
+        )
     except OSError:
         return pathspec.GitIgnoreSpec.from_lines([])
 
 
-def _display(path: Path) -> str:
+def _display(path: Path, cwd: Path) -> str:
     """Relative to the current folder when inside it (like ruff), else absolute."""
-    resolved = path.resolve()
     try:
-        return resolved.relative_to(Path.cwd()).as_posix()
+        return path.relative_to(cwd).as_posix()
     except ValueError:
-        return str(resolved)
+        return str(path)

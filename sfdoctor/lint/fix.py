@@ -40,15 +40,20 @@ class FileFix:
         return "".join(line if LINE_END.search(line[-1:]) else line + "\n" for line in lines)
 
 
-def fix_file(path: Path, display: str, settings: Settings, applicable: Callable[[Finding], bool], write: bool) -> FileFix:
+def fix_file(
+    path: Path, display: str, settings: Settings, applicable: Callable[[Finding], bool], write: bool
+) -> FileFix:
     """Fix one file; with `write`, replace it on disk unless it changed since it was read."""
     outcome = FileFix(display)
+    path = path.resolve()  # write through a symlink, not over it
     try:
         data = path.read_bytes()
         encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
         outcome.original = data.decode(encoding)
     except (OSError, SyntaxError, UnicodeDecodeError, LookupError) as error:
-        outcome.errors.append(f"{display}: cannot fix: cannot read: {getattr(error, 'strerror', None) or error}")
+        outcome.errors.append(
+            f"{display}: cannot fix: cannot read: {getattr(error, 'strerror', None) or error}"
+        )
         return outcome
     outcome.fixed, outcome.applied, outcome.remaining, outcome.errors = fixed_text(
         display, outcome.original, encoding, settings, applicable
@@ -72,7 +77,9 @@ def fixed_text(
     for _ in range(MAX_ROUNDS):
         result = lint_source(display, text.encode(encoding), settings)
         first_findings = result.findings if first_findings is None else first_findings
-        candidates = [f for f in result.findings if applicable(f) and _key(f) not in rejected]
+        candidates = [
+            f for f in result.findings if f.fix is not None and applicable(f) and _key(f) not in rejected
+        ]
         if not candidates:
             return text, applied, result.findings, errors
         chosen, taken = [], []
@@ -80,19 +87,25 @@ def fixed_text(
             spans = _spans(text, finding.fix.edits)
             if spans is None:
                 rejected.add(_key(finding))
-                errors.append(f"{_where(finding)}: {finding.code} fix dropped: its edits lie outside the file")
-            elif any(_overlaps(span, other) for span in spans for other in taken):
-                continue  # the next round applies it to the text the earlier fix produced
-            elif not _parses(_apply(text, spans)):
-                rejected.add(_key(finding))
-                errors.append(f"{_where(finding)}: {finding.code} fix dropped: the result would not parse")
-            else:
-                chosen.append((finding, spans))
+                errors.append(
+                    f"{_where(finding)}: {finding.code} fix dropped: its edits lie outside the file"
+                )
+            elif not any(_overlaps(span, other) for span in spans for other in taken):
+                chosen.append((finding, spans))  # an overlapping fix waits for the next round's text
                 taken += spans
-        new_text = _apply(text, [span for _, spans in chosen for span in spans])
-        if chosen and not _parses(new_text):  # each parses alone, not together: one per round
-            chosen = chosen[:1]
-            new_text = _apply(text, chosen[0][1])
+        new_text = _apply(text, taken)
+        if not _parses(new_text):  # find the culprits: one parse per fix, only when needed
+            parsing = []
+            for finding, spans in chosen:
+                if _parses(_apply(text, spans)):
+                    parsing.append((finding, spans))
+                else:
+                    rejected.add(_key(finding))
+                    errors.append(
+                        f"{_where(finding)}: {finding.code} fix dropped: the result would not parse"
+                    )
+            chosen = parsing[:1]  # these parse alone; together they may not: one per round
+            new_text = _apply(text, chosen[0][1]) if chosen else text
         if new_text == text:
             rejected.update(_key(finding) for finding, _ in chosen)
             continue
@@ -123,6 +136,8 @@ def _spans(text: str, edits: tuple[Edit, ...]) -> list[tuple[int, int, str]] | N
     newline = line_end.group() if line_end else "\n"
 
     def offset(row: int, column: int) -> int | None:
+        if row == len(starts) + 1 and column == 1:
+            return len(text)  # the end of a last line that has no line break
         if not 1 <= row <= len(starts) or column < 1:
             return None
         limit = starts[row] if row < len(starts) else len(text)
@@ -140,7 +155,7 @@ def _spans(text: str, edits: tuple[Edit, ...]) -> list[tuple[int, int, str]] | N
 
 
 def _overlaps(a: tuple[int, int, str], b: tuple[int, int, str]) -> bool:
-    return a[0] < b[1] and b[0] < a[1] or a[0] == b[0]
+    return (a[0] < b[1] and b[0] < a[1]) or a[0] == b[0]  # two insertions at one place clash too
 
 
 def _apply(text: str, spans: list[tuple[int, int, str]]) -> str:
