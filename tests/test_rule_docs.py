@@ -68,7 +68,7 @@ def test_use_instead_is_clean(doc: Path) -> None:
 @pytest.mark.parametrize("info", [*rule_infos(), *DEPENDENCY_RULES], ids=lambda info: info.code)
 def test_every_rule_has_its_document(info) -> None:
     doc = RULES_DIR / f"{info.code}.md"
-    assert doc in LINT_DOCS, f"{info.code} has no document at {doc}"
+    assert doc.is_file(), f"{info.code} has no document at {doc}"
     text = doc.read_text(encoding="utf-8")
     assert text.splitlines()[0] == f"# {info.code} {info.name}"
     assert re.search(rf"^\*\*Severity:\*\* {info.severity}\b", text, re.MULTILINE)

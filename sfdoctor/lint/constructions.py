@@ -112,6 +112,21 @@ def param_group_dicts(context: FileContext, construction: Construction) -> list[
     return found
 
 
+def lr_expressions(context: FileContext) -> list[tuple[cst.BaseExpression, Where]]:
+    """Every expression that sets an lr of a ScheduleFree optimizer: its constructor's (or its base
+    optimizer's), its param group dicts', and `group["lr"] = ...` writes."""
+    found = []
+    for construction in context.analysis(constructions):
+        lr = lr_argument(context, construction)
+        if lr is not None:
+            found.append(lr)
+        for group, where, _ in param_group_dicts(context, construction):
+            group_lr = dict_value(group, "lr")
+            if group_lr is not None:
+                found.append((group_lr, where))
+    return found + [(w.write.value, w.where) for w in group_writes(context, "lr")]
+
+
 def dict_value(node: cst.Dict, key: str) -> cst.BaseExpression | None:
     for element in node.elements:
         if (

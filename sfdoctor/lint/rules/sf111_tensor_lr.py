@@ -1,7 +1,7 @@
 import libcst as cst
 
 from ...findings import RuleInfo
-from ..constructions import constructions, dict_value, group_writes, is_zero, lr_argument, param_group_dicts
+from ..constructions import is_zero, lr_expressions
 from ..rule import Rule
 
 TENSOR_FACTORIES = frozenset({"torch.tensor", "torch.as_tensor", "torch.Tensor", "torch.full", "torch.scalar_tensor"})
@@ -11,17 +11,7 @@ class TensorLr(Rule):
     info = RuleInfo("SF111", "tensor-lr", "warning", "lr given as a torch tensor (an error when it is 0).")
 
     def check(self) -> None:
-        candidates = []
-        for construction in self.context.analysis(constructions):
-            found = lr_argument(self.context, construction)
-            if found is not None:
-                candidates.append(found)
-            for group, where, _ in param_group_dicts(self.context, construction):
-                lr = dict_value(group, "lr")
-                if lr is not None:
-                    candidates.append((lr, where))
-        candidates += [(w.write.value, w.where) for w in group_writes(self.context, "lr")]
-        for lr, where in candidates:
+        for lr, where in self.context.analysis(lr_expressions):
             origins, _ = self.context.evaluator.origins(lr, where)
             for origin, origin_where in origins:
                 if not (isinstance(origin, cst.Call) and self.context.index.qualname(origin.func) in TENSOR_FACTORIES):
