@@ -1,0 +1,876 @@
+"""The train/eval mode of each ScheduleFree optimizer along the control flow (SF2xx, SF403).
+
+An abstract interpretation over each function's statements. The state maps each optimizer (the
+set of constructions a receiver may hold) to the facts that may hold at that point:
+`("train", origin)`, `("eval", origin)`, `("unknown", origin)`, `("loaded", load call)`, or ENTRY
+(whatever the mode was when the function was called). Branches join by union, loops run to a
+fixpoint (so an `eval()` at the end of an epoch reaches the `step()` at the top of the next), and a
+call to a function of this module applies that function's exit state, with ENTRY standing for the
+caller's state. Events (step, mode calls, loads, evaluation, saving) keep the state they were
+reached with; ENTRY is resolved afterwards from the states at the function's call sites.
+
+Only files that construct a ScheduleFree optimizer are analysed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from ..findings import Related
+from .index import CallSite, Function, Unpacked
+from .rule import FileContext
+from .schedulers import is_scheduler, sf_test_polarity
+from .values import PASS_THROUGH, SF_CLASSES, Evaluator, Optimizers, OptimizerSite, Where, last_name
+
+Fact = tuple[str, "cst.CSTNode | None"]
+Facts = frozenset[Fact]
+Key = frozenset[cst.Call]  # the constructions an optimizer expression may hold
+State = dict[object, Facts]
+
+ENTRY: Fact = ("entry", None)
+AT_ENTRY: Facts = frozenset({ENTRY})
+BACKWARD = "backward"  # state key: a gradient from backward() that no step() has consumed yet
+CLEAN: Facts = frozenset({("clean", None)})
+MAX_ITERATIONS = 8
+# how the walker records events: normally, not at all (loop fixpoint passes), or as later iterations
+RECORD, SKIP, LATER = "record", "skip", "later"
+MAX_GATHER_DEPTH = 3
+MAX_OPTIONS = 16
+
+OPTIMIZER_METHODS = frozenset({"step", "train", "eval", "load_state_dict"})
+# Calls that take the optimizer and leave its mode alone; any other external call that is handed
+# the optimizer may switch it (HF Trainer, a helper in another file): the mode becomes unknown.
+MODE_PRESERVING = frozenset(
+    {
+        "prepare", "prepare_optimizer", "clip_grad_norm_", "clip_grad_value_", "unscale_", "update",
+        "print", "len", "isinstance", "hasattr", "getattr", "type", "id", "str", "repr", "initialize",
+        "register_for_checkpointing", "info", "debug", "warning", "log", "watch", "state_dict", "zero_grad",
+    }
+)
+EVALUATION_NAME = re.compile(
+    r"^(run_|do_|_)?(eval|evaluate|evaluation|validate|validation|valid|val|test|testing|sample|sampling)(_\w*)?$"
+    r"|_(eval|evaluate|evaluation|validate|validation|val|test)$"
+)
+SAVE_METHODS = frozenset({"save_pretrained", "save_model", "save_state", "save_checkpoint", "save_file", "save_weights"})
+# A model's methods that run a forward pass.
+FORWARD_METHODS = frozenset({"forward", "generate", "sample", "predict", "module"})
+NO_GRAD = frozenset({"no_grad", "inference_mode"})
+HASATTR_MODE = re.compile(r"""hasattr\(.*["'](train|eval)["']\)""")
+OPTIMIZER_NAME = re.compile(r"(^|[._])opt")
+
+
+@dataclass(eq=False)
+class Event:
+    """Something whose correctness depends on the mode, with the state it was reached with."""
+
+    kind: str  # "step" | "mode" | "load" | "evaluate" | "save" | "recalibrate" | "opaque"
+    node: cst.CSTNode
+    function: Function | None
+    state: State
+    key: Key | None = None  # the optimizer a step/mode/load call acts on
+    mode: str | None = None  # "train" / "eval" for a mode call
+    region: cst.CSTNode | None = None  # where an evaluation starts (model.eval(), no_grad, the call)
+    models: frozenset[str] = frozenset()  # model expressions an evaluation or save is about
+    callees: tuple[Function, ...] = ()  # an evaluate/save-named call of this module's function
+    in_autocast_after_forward: bool = False
+    # the states on the iterations after the first of each loop around it
+    later: list[State] = field(default_factory=list)
+
+
+@dataclass
+class FunctionResult:
+    exit: State | None  # None: no path returns
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass
+class _Loop:
+    breaks: list[State] = field(default_factory=list)
+    continues: list[State] = field(default_factory=list)
+
+
+class ModeAnalysis:
+    def __init__(self, context: FileContext) -> None:
+        self.context = context
+        index = context.index
+        self.sites = {
+            site.node: OptimizerSite(site.node, last_name(site.node.func) or "", Where(site.statement, site.function))
+            for site in index.calls
+            if last_name(site.node.func) in SF_CLASSES or site.qualname in context.evaluator.factories
+        }
+        self.receivers: dict[cst.Call, tuple[Key, Optimizers]] = {}
+        self.events: list[Event] = []
+        self.call_states: dict[Function, list[tuple[Function | None, State]]] = {}
+        self.later_call_states: dict[Function, list[tuple[Function | None, State]]] = {}
+        self.results: dict[Function | None, FunctionResult] = {}
+        self._in_progress: set[Function | None] = set()
+        self._entries: dict[tuple[Function | None, Key], Facts] = {}
+        self._gathered: dict[tuple[int, int], frozenset[str]] = {}
+        self.callers: dict[Function, list[CallSite]] = {}
+        self.keys: set[Key] = set()
+        self.calls_by_statement: dict[cst.CSTNode, list[CallSite]] = {}
+        self.order: dict[cst.CSTNode, int] = {}
+        self.function_of: dict[cst.CSTNode, Function | None] = {}
+        if not self.sites:
+            return
+        for site in index.calls:
+            self.calls_by_statement.setdefault(site.statement, []).append(site)
+            self.order[site.node] = site.order
+            self.function_of[site.node] = site.function
+        self.classes = {s.name.value: s for s in index.parent_statement if isinstance(s, cst.ClassDef)}
+        self.callees = {site.node: found for site in index.calls if (found := self._local_callees(site))}
+        for site in index.calls:
+            for callee in self.callees.get(site.node, ()):
+                self.callers.setdefault(callee, []).append(site)
+        self._find_receivers()
+        self.keys = {key for key, _ in self.receivers.values()} | {frozenset({call}) for call in self.sites}
+        self.tied = {call: self._tied_models(site) for call, site in self.sites.items()}
+        self.model_texts = self._model_texts()
+        self.result(None)
+        for function in index.functions:
+            self.result(function)
+
+    # -- setup -----------------------------------------------------------------------------
+
+    def _find_receivers(self) -> None:
+        """`opt.step()` / `.train()` / `.eval()` / `.load_state_dict()` and `scaler.step(opt)` on an SF optimizer."""
+        evaluator = self.context.evaluator
+        for site in self.context.index.calls:
+            func = site.node.func
+            if not (isinstance(func, cst.Attribute) and func.attr.value in OPTIMIZER_METHODS):
+                continue
+            where = Where(site.statement, site.function)
+            optimizers = evaluator.optimizers(func.value, where)
+            if not optimizers.sites and func.attr.value == "step" and len(site.node.args) == 1:
+                optimizers = evaluator.optimizers(site.node.args[0].value, where)  # GradScaler.step(optimizer)
+            if optimizers.sites:
+                self.receivers[site.node] = (frozenset(s.call for s in optimizers.sites), optimizers)
+
+    def _tied_models(self, site: OptimizerSite) -> frozenset[str]:
+        """The model expressions whose parameters the optimizer updates (`model`, `self.net`, ...)."""
+        params = Evaluator.argument(site.call, "params", 0) or Evaluator.argument(site.call, "base", 0)
+        if params is None:
+            return frozenset()
+        texts = set()
+        for text in self.gather(params, site.where.function, site.where.statement):
+            parts = text.split(".")
+            # `model.backbone.parameters()` ties `model` too; never plain `self` unless it is the model
+            texts.update(".".join(parts[:n]) for n in range(1, len(parts) + 1) if ".".join(parts[:n]) != "self")
+            if text == "self":
+                texts.add("self")
+        return frozenset(texts)
+
+    def _model_texts(self) -> frozenset[str]:
+        """Expressions used as models anywhere: receivers of `.eval()`/`.train()`/`.parameters()`/`.state_dict()`."""
+        texts = set()
+        for site in self.context.index.calls:
+            func = site.node.func
+            if (
+                isinstance(func, cst.Attribute)
+                and func.attr.value in ("eval", "train", "parameters", "named_parameters", "state_dict")
+                and site.node not in self.receivers
+                and (text := dotted(func.value))
+            ):
+                texts.add(text)
+        return frozenset(texts)
+
+    def _local_callees(self, site: CallSite) -> tuple[Function, ...]:
+        """The functions of this module a call runs: `f()`, `self.m()`, `Trainer()` (its `__init__`),
+        `trainer.m()` where `trainer = Trainer(...)`."""
+        index = self.context.index
+        func = site.node.func
+        if isinstance(func, cst.Name):
+            if func.value in self.classes:
+                return self._methods(func.value, "__init__")
+            return tuple(f for f in index.functions_by_name.get(func.value, []) if f.class_name is None)
+        if not isinstance(func, cst.Attribute) or not isinstance(func.value, cst.Name):
+            return ()
+        receiver, method = func.value.value, func.attr.value
+        if receiver == "self":
+            class_name = site.function.class_name if site.function else None
+            return self._methods(class_name, method) if class_name else ()
+        if not any(f.class_name for f in index.functions_by_name.get(method, [])):
+            return ()
+        found, _ = index.reaching_bindings(receiver, site.statement, site.function)
+        classes = {
+            b.value.func.value
+            for b in found
+            if not b.loop_item and isinstance(b.value, cst.Call) and isinstance(b.value.func, cst.Name)
+        }
+        return tuple(f for name in classes & self.classes.keys() for f in self._methods(name, method))
+
+    def _methods(self, class_name: str, name: str) -> tuple[Function, ...]:
+        return tuple(f for f in self.context.index.functions_by_name.get(name, []) if f.class_name == class_name)
+
+    # -- expressions -------------------------------------------------------------------------
+
+    def gather(self, node: cst.BaseExpression, function: Function | None, statement: cst.CSTNode, depth: int = 0) -> frozenset[str]:
+        """The dotted names an expression is built from, through assignments and the function's
+        parameters: `accelerator.unwrap_model(model).state_dict()` -> {"accelerator", "model"}."""
+        memo = (id(node), id(function))
+        if depth == 0 and memo in self._gathered:
+            return self._gathered[memo]
+        found: set[str] = set()
+        for text in _chains(node):
+            found.add(text)
+            if depth >= MAX_GATHER_DEPTH:
+                continue
+            parts = text.split(".")
+            head = ".".join(parts[:2]) if parts[0] == "self" and len(parts) > 1 else parts[0]
+            for value, place_function, place in self._origins(head, function, statement):
+                found |= {t + text[len(head):] for t in self.gather(value, place_function, place, depth + 1)}
+        result = frozenset(found)
+        if depth == 0:
+            self._gathered[memo] = result
+        return result
+
+    def _origins(
+        self, name: str, function: Function | None, statement: cst.CSTNode
+    ) -> Iterator[tuple[cst.BaseExpression, Function | None, cst.CSTNode]]:
+        """What a name was assigned, or the arguments a parameter gets at this module's call sites."""
+        index = self.context.index
+        if name.startswith("self."):
+            class_name = function.class_name if function else None
+            for binding in index.attributes.get((class_name, name[5:]), []):  # type: ignore[arg-type]
+                yield _unpack(binding.value), index.function_of(binding.statement), binding.statement
+            return
+        bindings, _ = index.reaching_bindings(name, statement, function)
+        for binding in bindings:
+            yield _unpack(binding.value), function, binding.statement
+        if function is not None and name in function.params and not bindings:
+            names = [p for p in function.params if not (function.class_name and p in ("self", "cls"))]
+            position = names.index(name) if name in names else None
+            for site in self.callers.get(function, []):
+                argument = Evaluator.argument(site.node, name, position)
+                if argument is not None:
+                    yield argument, site.function, site.statement
+
+    def keys_for_models(self, models: frozenset[str]) -> set[Key]:
+        """The optimizers that train any of these model expressions."""
+        calls = {call for call, tied in self.tied.items() if any(_same_model(m, t) for m in models for t in tied)}
+        return {key for key in self.keys if key & calls}
+
+    def concerned_keys(self, event: Event) -> set[Key]:
+        keys = self.keys_for_models(event.models)
+        if keys or event.kind == "recalibrate":
+            return keys
+        # nothing names a model (`accelerator.save_state(dir)`, `evaluate(args)`): with one optimizer
+        # in the file, it is that one, unless the event names some other model
+        if len(self.sites) == 1 and not (event.models & self.model_texts):
+            return set(self.keys)
+        return set()
+
+    # -- functions ---------------------------------------------------------------------------
+
+    def result(self, function: Function | None) -> FunctionResult | None:
+        """Walk a function (None: the module's top level) once; None while it is being walked."""
+        if function in self.results:
+            return self.results[function]
+        if function in self._in_progress:
+            return None
+        self._in_progress.add(function)
+        walker = _Walker(self, function)
+        body = function.node.body if function is not None else self.context.module
+        exit_state = walker.run(_statements(body))
+        self._in_progress.discard(function)
+        self.results[function] = FunctionResult(exit_state, walker.events)
+        self.events += walker.events
+        return self.results[function]
+
+    def always(self, event: Event, key: Key, mode: str) -> bool:
+        """Every path reaches the event in `mode` in some context: on the iterations after the first of
+        a loop around it, or from one of the calls of its function."""
+        for state in (event.state, *event.later):
+            facts = state.get(key, AT_ENTRY)
+            options = self.entry_options(event.function, key) if ENTRY in facts else [frozenset()]
+            if any(kinds((facts - AT_ENTRY) | option) == {mode} for option in options):
+                return True
+        return False
+
+    def entry_options(self, function: Function | None, key: Key, seen: frozenset = frozenset()) -> list[Facts]:
+        """The mode at a function's start from each of its calls taken alone (cf. `entry`, their join)."""
+        if function is None or function in seen or not self.call_states.get(function):
+            return [self.entry(function, key)]
+        options = []
+        for caller, state in self.call_states[function] + self.later_call_states.get(function, []):
+            here = state.get(key, AT_ENTRY)
+            if ENTRY not in here:
+                options.append(here)
+                continue
+            options += [(here - AT_ENTRY) | o for o in self.entry_options(caller, key, seen | {function})]
+        return options[:MAX_OPTIONS]
+
+    def resolve(self, event: Event, key: object) -> Facts:
+        """The facts for `key` at the event, with ENTRY replaced by what the callers pass in."""
+        facts = event.state.get(key, AT_ENTRY)
+        if ENTRY not in facts:
+            return facts
+        if key == BACKWARD:
+            return (facts - AT_ENTRY) | CLEAN
+        return (facts - AT_ENTRY) | self.entry(event.function, key)  # type: ignore[arg-type]
+
+    def entry(self, function: Function | None, key: Key) -> Facts:
+        memo = (function, key)
+        if memo in self._entries:
+            return self._entries[memo]
+        unknown = frozenset({("unknown", None)})
+        self._entries[memo] = unknown  # recursion: unknown
+        states = self.call_states.get(function, []) if function is not None else []
+        if function is None:
+            facts = unknown
+        elif not states:
+            facts = self._uncalled_entry(key)
+        else:
+            facts = frozenset()
+            for caller, state in states:
+                here = state.get(key, AT_ENTRY)
+                facts |= (here - AT_ENTRY) | (self.entry(caller, key) if ENTRY in here else frozenset())
+        self._entries[memo] = facts
+        return facts
+
+    def _uncalled_entry(self, key: Key) -> Facts:
+        """The mode a function that nothing in this module calls (a method called from outside, a
+        framework hook) starts in: judged from what the file does to the optimizer anywhere."""
+        modes = set()
+        for event in self.events:
+            if event.key is not None and event.key & key:
+                if event.kind == "mode":
+                    modes.add(event.mode)
+                elif event.kind == "opaque":
+                    return frozenset({("unknown", None)})
+        if len(modes) == 2:
+            return frozenset({("unknown", None)})
+        starts_in_train = all(self.sites[c].class_name == "SGDScheduleFreeReference" for c in key)
+        if modes == {"train"} or (not modes and starts_in_train):
+            return frozenset({("train", None)})
+        return frozenset({("eval", None)})
+
+    def has_own_logic(self, function: Function, event_kinds: tuple[str, ...], seen: frozenset = frozenset()) -> bool:
+        """Whether a function (or a helper it calls) has events of these kinds or switches the mode itself."""
+        result = self.results.get(function)
+        if result is None or function in seen:
+            return False
+        if any(e.kind in event_kinds or e.kind == "mode" for e in result.events):
+            return True
+        return any(
+            self.has_own_logic(callee, event_kinds, seen | {function})
+            for e in result.events
+            for callee in e.callees
+        )
+
+    def optimizers(self, key: Key) -> list[OptimizerSite]:
+        return [self.sites[call] for call in key]
+
+    def events_of(self, kind: str) -> list[Event]:
+        return [e for e in self.events if e.kind == kind]
+
+
+class _Walker:
+    """Walks one function's statements, carrying the state and recording events."""
+
+    def __init__(self, analysis: ModeAnalysis, function: Function | None) -> None:
+        self.a = analysis
+        self.context = analysis.context
+        self.function = function
+        self.events: list[Event] = []
+        self.exits: list[State] = []
+        self.loops: list[_Loop] = []
+        self.recording = RECORD
+        self._recorded: dict[tuple, Event] = {}
+        self.no_grad: list[cst.CSTNode] = []
+        self.autocast: list[list[bool]] = []  # per autocast block: has a forward pass run in it
+        if function is not None:
+            for decorator in function.node.decorators:
+                target = decorator.decorator
+                name = last_name(target.func if isinstance(target, cst.Call) else target)
+                if name in NO_GRAD:
+                    self.no_grad.append(decorator)
+
+    def run(self, statements: list[cst.CSTNode]) -> State | None:
+        end = self.block(statements, {})
+        return join(*self.exits, end)
+
+    # -- statements --------------------------------------------------------------------------
+
+    def block(self, statements: list[cst.CSTNode], state: State | None) -> State | None:
+        for statement in statements:
+            if state is None:
+                return None
+            state = self.statement(statement, state)
+        return state
+
+    def statement(self, node: cst.CSTNode, state: State) -> State | None:
+        if isinstance(node, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+            return self.simple(node, state)
+        if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+            return state  # walked on its own
+        state = self.calls(self.header_calls(node), state)
+        if isinstance(node, cst.If):
+            return self.branch(node, state)
+        if isinstance(node, (cst.For, cst.While)):
+            return self.loop(node, state)
+        if isinstance(node, cst.With):
+            return self.with_block(node, state)
+        if isinstance(node, cst.Try) or type(node).__name__ == "TryStar":
+            return self.try_block(node, state)  # type: ignore[arg-type]
+        if type(node).__name__ == "Match":
+            cases = [self.block(_statements(case.body), state) for case in node.cases]  # type: ignore[attr-defined]
+            return join(state, *cases)
+        return state
+
+    def simple(self, node: cst.SimpleStatementLine | cst.SimpleStatementSuite, state: State) -> State | None:
+        state = self.calls(self.a.calls_by_statement.get(node, []), state)
+        for small in node.body:
+            if isinstance(small, cst.Return):
+                self.exits.append(state)
+                return None
+            if isinstance(small, cst.Raise):
+                return None
+            if isinstance(small, cst.Break) and self.loops:
+                self.loops[-1].breaks.append(state)
+                return None
+            if isinstance(small, cst.Continue) and self.loops:
+                self.loops[-1].continues.append(state)
+                return None
+        return state
+
+    def header_calls(self, node: cst.CSTNode) -> list[CallSite]:
+        """The calls a compound statement makes itself (its test, iterable, context managers)."""
+        calls = self.a.calls_by_statement.get(node, [])
+        suites = [s for s in _suites(node) if isinstance(s, cst.SimpleStatementSuite)]
+        if not suites or not calls:
+            return calls
+        inside = {id(c) for suite in suites for c in _call_nodes(suite)}
+        return [c for c in calls if id(c.node) not in inside]
+
+    def branch(self, node: cst.If, state: State) -> State | None:
+        polarity = self.polarity(node.test)
+        body = self.block(_statements(node.body), state) if polarity is not False else None
+        if polarity is True:
+            return body
+        if isinstance(node.orelse, cst.If):
+            other = self.statement(node.orelse, state)
+        elif node.orelse is not None:
+            other = self.block(_statements(node.orelse.body), state)
+        else:
+            other = state
+        return join(body, other)
+
+    def polarity(self, test: cst.BaseExpression) -> bool | None:
+        """A test that holds exactly when the optimizer is ScheduleFree: only that branch runs here."""
+        negated = False
+        while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+            negated, test = not negated, test.expression
+        if HASATTR_MODE.search(self.context.index.code(test)):
+            return not negated
+        polarity = sf_test_polarity(self.context, test)
+        return None if polarity is None else polarity != negated
+
+    def loop(self, node: cst.For | cst.While, state: State) -> State | None:
+        body = _statements(node.body)
+        recording, self.recording = self.recording, SKIP
+        head = state
+        for _ in range(MAX_ITERATIONS):
+            self.loops.append(_Loop())
+            end = self.block(body, head)
+            frame = self.loops.pop()
+            following = join(state, end, *frame.continues)
+            if following == head:
+                break
+            head = following  # type: ignore[assignment]
+        self.recording = recording
+        self.loops.append(_Loop())
+        end = self.block(body, head)
+        frame = self.loops.pop()
+        again = join(end, *frame.continues)
+        if recording != SKIP and again is not None:
+            # the iterations after the first start from the back edge alone: an eval() at the end of
+            # an epoch certainly reaches the step() at the top of the next one
+            self.recording = LATER
+            self.loops.append(_Loop())
+            self.block(body, again)
+            self.loops.pop()
+            self.recording = recording
+        # Training loops run at least once: the state after a loop is the state its body ends in
+        # (counting zero iterations would make every check after an epoch loop uncertain).
+        infinite = isinstance(node, cst.While) and self.context.index.code(node.test).strip() in ("True", "1")
+        done = None if infinite else again
+        if node.orelse is not None and done is not None:
+            done = self.block(_statements(node.orelse.body), done)
+        return join(done, *frame.breaks)
+
+    def with_block(self, node: cst.With, state: State) -> State | None:
+        pushed_no_grad = pushed_autocast = 0
+        for item in node.items:
+            call = item.item
+            if not isinstance(call, cst.Call):
+                continue
+            name = last_name(call.func)
+            grad_off = name == "set_grad_enabled" and self.context.index.code(call).replace(" ", "").endswith("(False)")
+            if name in NO_GRAD or grad_off:
+                self.no_grad.append(call)
+                pushed_no_grad += 1
+            elif name == "autocast":
+                self.autocast.append([False])
+                pushed_autocast += 1
+        state = self.block(_statements(node.body), state)  # type: ignore[assignment]
+        del self.no_grad[len(self.no_grad) - pushed_no_grad:]
+        del self.autocast[len(self.autocast) - pushed_autocast:]
+        return state
+
+    def try_block(self, node: cst.Try, state: State) -> State | None:
+        body = self.block(_statements(node.body), state)
+        # an exception may leave the body anywhere: the handlers start from before or after it
+        handler_entry = join(state, body)
+        handlers = [self.block(_statements(h.body), handler_entry) for h in node.handlers]
+        if node.orelse is not None:
+            body = self.block(_statements(node.orelse.body), body)
+        done = join(body, *handlers)
+        if node.finalbody is not None:
+            done = self.block(_statements(node.finalbody.body), done)
+        return done
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def calls(self, sites: list[CallSite], state: State) -> State:
+        for site in sites:
+            state = self.call(site, state)
+        return state
+
+    def record(self, event: Event) -> None:
+        if self.recording == RECORD:
+            self.events.append(event)
+            self._recorded[(event.node, event.kind, event.key)] = event
+        elif self.recording == LATER:
+            primary = self._recorded.get((event.node, event.kind, event.key))
+            if primary is not None:
+                primary.later.append(event.state)
+
+    def call(self, site: CallSite, state: State) -> State:
+        a = self.a
+        node = site.node
+        func = node.func
+        name = last_name(func) or ""
+        if node in a.receivers:
+            return self.optimizer_call(site, name, state)
+        if node in a.sites:
+            initial = "train" if a.sites[node].class_name == "SGDScheduleFreeReference" else "eval"
+            return {**state, **{key: frozenset({(initial, node)}) for key in a.keys if node in key}}
+        callees = a.callees.get(node)
+        if callees:
+            return self.local_call(site, callees, name, state)
+        if isinstance(func, cst.Attribute) and name in ("train", "eval"):
+            text = dotted(func.value)
+            if text and OPTIMIZER_NAME.search(text.lower()):  # an optimizer this analysis cannot follow
+                return self.opaque(site, state, set(a.keys))
+            if text:
+                off = name == "train" and node.args and self.context.index.code(node.args[0].value) == "False"
+                return {**state, ("model", text): frozenset({("eval" if off else name, node)})}
+            return state
+        if name == "backward":
+            return {**state, BACKWARD: frozenset({("backward", node)})}
+        if name == "zero_grad":
+            return {**state, BACKWARD: CLEAN}
+        passed = self.optimizer_arguments(site)
+        if not passed:
+            self.evaluation_or_save(site, name, state)
+        elif name not in MODE_PRESERVING and not is_scheduler(site.qualname) and "schedul" not in name.lower():
+            # handed to code outside this file (a Trainer, a helper elsewhere): it may switch the mode
+            return self.opaque(site, state, passed)
+        return state
+
+    def optimizer_call(self, site: CallSite, method: str, state: State) -> State:
+        key, _ = self.a.receivers[site.node]
+        if method == "step":
+            self.record(Event("step", site.node, self.function, state, key=key))
+            return {**state, BACKWARD: CLEAN}
+        if method == "load_state_dict":
+            self.record(Event("load", site.node, self.function, state, key=key))
+            if all(self.a.sites[c].is_wrapper for c in key):
+                return state  # the wrappers keep train_mode outside the state dict
+            return self.assign(state, key, frozenset({("loaded", site.node)}))
+        in_autocast_after_forward = any(flag[0] for flag in self.autocast)
+        self.record(
+            Event("mode", site.node, self.function, state, key=key, mode=method,
+                  in_autocast_after_forward=in_autocast_after_forward)
+        )
+        return self.assign(state, key, frozenset({(method, site.node)}))
+
+    def assign(self, state: State, key: Key, facts: Facts) -> State:
+        """Set the mode of `key`; other expressions that may hold one of its optimizers may now have it."""
+        state = dict(state)
+        for other in self.a.keys:
+            if other == key:
+                state[other] = facts
+            elif other & key:
+                state[other] = state.get(other, AT_ENTRY) | facts
+        return state
+
+    def local_call(self, site: CallSite, callees: tuple[Function, ...], name: str, state: State) -> State:
+        if self.recording != SKIP:
+            states = self.a.call_states if self.recording == RECORD else self.a.later_call_states
+            for callee in callees:
+                states.setdefault(callee, []).append((self.function, state))
+        if EVALUATION_NAME.match(name) or name in SAVE_METHODS:
+            kind = "save" if name in SAVE_METHODS else "evaluate"
+            self.record(
+                Event(kind, site.node, self.function, state, region=site.node,
+                      models=self.a.gather(site.node, self.function, site.statement), callees=callees)
+            )
+        exits = []
+        for callee in callees:
+            result = self.a.result(callee)
+            if result is not None and result.exit is not None:
+                exits.append(result.exit)
+        if not exits:
+            return state
+        state = dict(state)
+        for key in self.a.keys:
+            joined = frozenset().union(*(e.get(key, AT_ENTRY) for e in exits))
+            before = state.get(key, AT_ENTRY)
+            state[key] = (joined - AT_ENTRY) | (before if ENTRY in joined else frozenset())
+        return state
+
+    def opaque(self, site: CallSite, state: State, keys: set[Key]) -> State:
+        state = dict(state)
+        for key in keys:
+            self.record(Event("opaque", site.node, self.function, state, key=key))
+            state[key] = frozenset({("unknown", site.node)})
+        return state
+
+    def optimizer_arguments(self, site: CallSite) -> set[Key]:
+        """The optimizers a call is handed as arguments (`Trainer(optimizers=(opt, None))`)."""
+        keys: set[Key] = set()
+        where = Where(site.statement, site.function)
+        for argument in site.node.args:
+            for chain in _chain_nodes(argument.value, calls=False):
+                if OPTIMIZER_NAME.search((dotted(chain) or "").lower()):
+                    calls = {s.call for s in self.context.evaluator.optimizers(chain, where).sites}
+                    keys |= {k for k in self.a.keys if k & calls}
+        return keys
+
+    def evaluation_or_save(self, site: CallSite, name: str, state: State) -> None:
+        node = site.node
+        if (
+            isinstance(node.func, cst.Name)
+            and name != "eval"
+            and EVALUATION_NAME.match(name)
+            and not (site.qualname or "").startswith(("torch.", "numpy.", "random."))
+        ):
+            models = self.a.gather(node, self.function, site.statement)
+            self.record(Event("evaluate", node, self.function, state, region=node, models=models))
+            return
+        if name in SAVE_METHODS or (name == "save" and node.args):
+            models = self.a.gather(node, self.function, site.statement)
+            if name == "save" and not self.a.keys_for_models(models):
+                return  # torch.save of something else than the trained model's weights
+            self.record(Event("save", node, self.function, state, region=node, models=models))
+            return
+        forward = self.forward_model(site)
+        if forward is None:
+            return
+        model, models = forward
+        for flags in self.autocast:
+            flags[0] = True
+        model_mode = state.get(("model", model), AT_ENTRY)
+        kinds = {kind for kind, _ in model_mode}
+        if kinds == {"eval"}:
+            region = min((origin for _, origin in model_mode), key=lambda n: self.a.order.get(n, 0))
+            self.record(Event("evaluate", node, self.function, state, region=region, models=models))
+        elif self.no_grad and kinds == {"train"}:
+            self.record(Event("recalibrate", node, self.function, state, region=self.no_grad[-1], models=models))
+        elif self.no_grad:
+            self.record(Event("evaluate", node, self.function, state, region=self.no_grad[-1], models=models))
+
+    def forward_model(self, site: CallSite) -> tuple[str, frozenset[str]] | None:
+        """The model a call runs (`model(x)`, `self.net.generate(...)`, `ddp_model(x)`), if an SF optimizer trains it."""
+        func = site.node.func
+        candidates = [func]
+        if isinstance(func, cst.Attribute) and func.attr.value in FORWARD_METHODS:
+            candidates.append(func.value)
+        for candidate in candidates:
+            text = dotted(candidate)
+            if text is None:
+                continue
+            gathered = self.a.gather(candidate, self.function, site.statement) | {text}
+            if any(g in tied for g in gathered for tied in self.a.tied.values()):
+                return text, gathered
+        return None
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def join(*states: State | None) -> State | None:
+    present = [s for s in states if s is not None]
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+    keys = set().union(*present)
+    return {key: frozenset().union(*(s.get(key, AT_ENTRY) for s in present)) for key in keys}
+
+
+def dotted(node: cst.BaseExpression) -> str | None:
+    parts = []
+    while isinstance(node, cst.Attribute):
+        parts.append(node.attr.value)
+        node = node.value
+    if not isinstance(node, cst.Name):
+        return None
+    parts.append(node.value)
+    return ".".join(reversed(parts))
+
+
+def _chain_nodes(node: cst.CSTNode, calls: bool = True) -> Iterator[cst.BaseExpression]:
+    """The maximal dotted names in an expression; for `a.b.m(x)` the receiver `a.b` and `x`."""
+    if isinstance(node, (cst.Name, cst.Attribute)) and dotted(node) is not None:
+        yield node
+        return
+    if isinstance(node, cst.Call):
+        if not calls:
+            return
+        if isinstance(node.func, cst.Attribute):
+            yield from _chain_nodes(node.func.value)
+        elif not isinstance(node.func, cst.Name):
+            yield from _chain_nodes(node.func)
+        for argument in node.args:
+            yield from _chain_nodes(argument.value)
+        return
+    if isinstance(node, (cst.Lambda, cst.FunctionDef)):
+        return
+    for child in node.children:
+        yield from _chain_nodes(child, calls)
+
+
+def _chains(node: cst.CSTNode) -> Iterator[str]:
+    for chain in _chain_nodes(node):
+        yield dotted(chain)  # type: ignore[misc]
+
+
+def _unpack(value: cst.BaseExpression | Unpacked) -> cst.BaseExpression:
+    """`a, b = accelerator.prepare(x, y)`: b is y; other unpacked values stand for the whole value."""
+    while isinstance(value, Unpacked):
+        inner = value.value
+        if isinstance(inner, cst.Call) and last_name(inner.func) in PASS_THROUGH and value.position < len(inner.args):
+            return inner.args[value.position].value
+        value = inner
+    return value
+
+
+def _same_model(text: str, tied: str) -> bool:
+    """`model.module` is the tied `model`; `model` holds the tied `model.head`."""
+    return text == tied or text.startswith(tied + ".") or (tied.startswith(text + ".") and text != "self")
+
+
+def _statements(suite: cst.CSTNode) -> list[cst.CSTNode]:
+    if isinstance(suite, cst.Module):
+        return list(suite.body)
+    if isinstance(suite, cst.IndentedBlock):
+        return list(suite.body)
+    if isinstance(suite, cst.SimpleStatementSuite):
+        return [suite]
+    return []
+
+
+def _suites(node: cst.CSTNode) -> list[cst.CSTNode]:
+    suites = [getattr(node, "body", None), getattr(getattr(node, "orelse", None), "body", None)]
+    suites += [h.body for h in getattr(node, "handlers", ())]
+    finalbody = getattr(node, "finalbody", None)
+    suites.append(finalbody.body if finalbody is not None else None)
+    return [s for s in suites if isinstance(s, cst.BaseSuite)]
+
+
+def _call_nodes(node: cst.CSTNode) -> Iterator[cst.Call]:
+    if isinstance(node, cst.Call):
+        yield node
+    for child in node.children:
+        yield from _call_nodes(child)
+
+
+def mode_analysis(context: FileContext) -> ModeAnalysis:
+    return ModeAnalysis(context)
+
+
+
+
+def kinds(facts: Facts) -> set[str]:
+    return {kind for kind, _ in facts}
+
+
+def settled(facts: Facts) -> bool:
+    """Facts the rules can judge: no path the analysis lost track of (an unknown caller, a load)."""
+    return not kinds(facts) & {"unknown", "loaded", "entry"}
+
+
+@dataclass(frozen=True)
+class ModeReport:
+    node: cst.CSTNode
+    possible: bool
+    related: tuple[Related, ...]
+
+
+def mode_reports(context: FileContext, kind: str) -> list[ModeReport]:
+    """Evaluations (kind "evaluate") or saves ("save") reached while a ScheduleFree optimizer is in
+    train mode: one report per place the evaluation starts (`model.eval()`, `torch.no_grad()`, the call)."""
+    analysis = context.analysis(mode_analysis)
+    regions: dict[cst.CSTNode, list[tuple[bool, Facts]]] = {}
+    for event in analysis.events_of(kind):
+        if any(analysis.has_own_logic(callee, ("evaluate", "save")) for callee in event.callees):
+            continue  # the helper is analysed on its own
+        for key in analysis.concerned_keys(event):
+            if all(analysis.sites[call].is_closure for call in key):
+                continue
+            facts = analysis.resolve(event, key)
+            if "train" in kinds(facts) and settled(facts):
+                possible = not analysis.always(event, key, "train")
+                regions.setdefault(event.region or event.node, []).append((possible, facts))
+    reports = []
+    for region, found in regions.items():
+        origins = {origin for _, facts in found for kind, origin in facts if kind == "train" and origin is not None}
+        related = tuple(
+            context.related("put in train mode here", origin)
+            for origin in sorted(origins, key=lambda n: analysis.order.get(n, 0))[:2]
+        )
+        reports.append(ModeReport(region, all(possible for possible, _ in found), related))
+    return reports
+
+
+# -- HF Trainer ------------------------------------------------------------------------------------
+
+TRAINER_OPTIMS = ("schedule_free_adamw", "schedule_free_sgd", "schedule_free_radam")
+
+
+@dataclass(frozen=True)
+class TrainerArguments:
+    """`TrainingArguments(optim=...)` (or a subclass: Seq2SeqTrainingArguments, trl's *Config)."""
+
+    call: cst.Call
+    where: Where
+    optim: tuple[str, ...]  # the values `optim` may take
+    optim_known: bool  # every path was followed
+
+
+def trainer_arguments(context: FileContext) -> list[TrainerArguments]:
+    found = []
+    for site in context.index.calls:
+        name = last_name(site.node.func) or ""
+        qualname = site.qualname or ""
+        if not (name.endswith("TrainingArguments") or (qualname.startswith("trl.") and name.endswith("Config"))):
+            continue
+        optim = Evaluator.argument(site.node, "optim", None)
+        if optim is None:
+            continue
+        where = Where(site.statement, site.function)
+        if isinstance(optim, cst.Attribute) and (dotted(optim.value) or "").endswith("OptimizerNames"):
+            values, known = (optim.attr.value.lower(),), True
+        else:
+            evaluated = context.evaluator.values(optim, where)
+            values = tuple(str(v.value if hasattr(v, "value") else v) for v in evaluated.options)
+            known = evaluated.complete
+        found.append(TrainerArguments(site.node, where, values, known))
+    return found

@@ -1,0 +1,52 @@
+from ...findings import RuleInfo
+from ..modes import kinds, mode_analysis, settled
+from ..rule import Rule
+
+
+class StepWithoutTrain(Rule):
+    info = RuleInfo(
+        "SF201",
+        "step-without-train",
+        "error",
+        "step() on a ScheduleFree optimizer that is in eval mode (no train() before it).",
+    )
+
+    def check(self) -> None:
+        analysis = self.context.analysis(mode_analysis)
+        index = self.context.index
+        for event in analysis.events_of("step"):
+            sites = [s for s in analysis.optimizers(event.key) if not s.is_closure]
+            facts = analysis.resolve(event, event.key)
+            if not sites or "eval" not in kinds(facts) or not settled(facts):
+                continue
+            _, optimizers = analysis.receivers[event.node]
+            row = self.context.location(event.node)[0].row
+            reasons, related = [], []
+            for kind, origin in sorted(facts, key=lambda f: analysis.order.get(f[1], 0)):
+                if kind != "eval":
+                    continue
+                if origin is None:
+                    reasons.append("this file never calls .train() on it")
+                elif origin in analysis.sites:
+                    reasons.append(f"{analysis.sites[origin].class_name} starts in eval mode (schedulefree >= 1.3)")
+                    related.append(self.context.related("optimizer created here, in eval mode", origin))
+                else:
+                    line = self.context.location(origin)[0].row
+                    function = analysis.function_of.get(origin)
+                    if function is not event.function:
+                        how = f" (in {function.name}()) reaches it" if function else " reaches it"
+                    else:
+                        how = " reaches it through the loop" if line > row else " reaches it"
+                    reasons.append(f"{index.code(origin.func)}() on line {line}{how}")
+                    related.append(self.context.related("put in eval mode here", origin))
+            always = analysis.always(event, event.key, "eval")
+            possible = not always or not optimizers.certain or len(sites) < len(event.key)
+            self.report(
+                event.node,
+                f"{index.code(event.node.func)}() while the optimizer {'is' if always else 'may be'} in eval mode: "
+                f"{'; '.join(reasons)}, with no .train() in between; step() raises "
+                "\"Optimizer was not in train mode\"",
+                possible=possible,
+                related=tuple(related),
+                notes=("call optimizer.train() next to model.train(), before the forward pass",),
+            )

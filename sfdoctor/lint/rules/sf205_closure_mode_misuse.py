@@ -1,0 +1,65 @@
+import libcst as cst
+
+from ...findings import Edit, Fix, Location, RuleInfo
+from ..modes import mode_analysis
+from ..rule import Rule
+
+
+class ClosureModeMisuse(Rule):
+    info = RuleInfo(
+        "SF205",
+        "closure-mode-misuse",
+        "error",
+        "train()/eval() on a ScheduleFree *Closure optimizer, or its step() without a closure.",
+    )
+
+    def check(self) -> None:
+        analysis = self.context.analysis(mode_analysis)
+        index = self.context.index
+        for node, (key, optimizers) in analysis.receivers.items():
+            closures = [s for s in analysis.optimizers(key) if s.is_closure]
+            if not closures:
+                continue
+            method = node.func.attr.value  # type: ignore[attr-defined]
+            possible = len(closures) < len(key) or not optimizers.certain
+            related = (self.context.related("optimizer created here", closures[0].call),)
+            name = closures[0].class_name
+            if method in ("train", "eval"):
+                self.report(
+                    node,
+                    f"{index.code(node.func)}() on {name}: the closure variants have no train()/eval() "
+                    "(AttributeError): outside step(closure) the parameters already hold the average x",
+                    possible=possible,
+                    related=related,
+                    fix=None if possible else self._removal(node),
+                    notes=("remove the call",),
+                )
+            elif method == "step" and not node.args:
+                self.report(
+                    node,
+                    f"{index.code(node.func)}() without a closure on {name}: its step(closure) needs a function "
+                    "that recomputes the loss (TypeError)",
+                    possible=possible,
+                    related=related,
+                    notes=(("pass a closure: def closure(): optimizer.zero_grad(); loss = ...; loss.backward(); "
+                           "return loss"),),
+                )
+
+    def _removal(self, call: cst.Call) -> Fix | None:
+        """Delete `optimizer.train()` where it is a statement of its own (`pass` if it is a block's only one)."""
+        index = self.context.index
+        statement = next(site.statement for site in index.calls if site.node is call)
+        if not (
+            isinstance(statement, cst.SimpleStatementLine)
+            and len(statement.body) == 1
+            and isinstance(statement.body[0], cst.Expr)
+            and statement.body[0].value is call
+        ):
+            return None
+        start, end = self.context.location(statement)
+        body, _ = index.block.get(statement, ((), 0))
+        if len(body) == 1:
+            edit = Edit("pass", start, self.context.location(statement.body[0])[1])
+        else:
+            edit = Edit("", Location(start.row, 1), Location(end.row + 1, 1))
+        return Fix(f"remove {index.code(call)}", "safe", (edit,))
