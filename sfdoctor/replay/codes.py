@@ -46,14 +46,3 @@ SF510 = RuleInfo(
 )
 
 REPLAY_RULES: tuple[RuleInfo, ...] = (SF501, SF502, SF503, SF504, SF505, SF506, SF507, SF508, SF509, SF510)
-
-# Lint codes that also name a crash the replay observed (RULES.md, end).
-SF113 = RuleInfo(
-    "SF113", "zero-momentum", "error",
-    "betas=(0, ...) or momentum=0 on a ScheduleFree optimizer: eval() divides by beta1.",
-)
-SF405 = RuleInfo(
-    "SF405", "wrapper-base-unsupported", "error",
-    "ScheduleFreeWrapper around a base optimizer with lazily created state raises KeyError on the first step.",
-)
-CRASH_RULES: tuple[RuleInfo, ...] = (SF113, SF405)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from itertools import groupby
 
 from ..findings import Finding, Location, Related, RuleInfo
+from ..lint.rules.sf113_zero_momentum import ZeroMomentum
+from ..lint.rules.sf405_wrapper_base_unsupported import WrapperBaseUnsupported
 from . import codes
 from .frames import Site, display_path, is_user_file, traceback_frames
 from .record import Change, GroupTrace, OptimizerTrace
@@ -48,7 +50,7 @@ def _finding(rule: RuleInfo, message: str, site: Site | None, trace: OptimizerTr
     site = site or trace.created_at or Site(str(result.script), 1)
     related = ()
     if trace.created_at is not None and trace.created_at != site:
-        related = (Related(f"{trace.cls} constructed here", trace.created_at.filename,
+        related = (Related(f"{trace.cls} constructed here", display_path(trace.created_at.filename),
                            Location(trace.created_at.row, 1)),)
     end = len(linecache.getline(site.filename, site.row).rstrip("\n")) + 1
     return Finding(
@@ -79,8 +81,8 @@ def _group_findings(result: ReplayResult, trace: OptimizerTrace, group: GroupTra
             site, trace, group.index, first, result, notes=_lr_fix(cause),
         ))
 
-    moved_ever = any(s["param_change_norm"] != 0 for s in steps)
-    if not moved_ever and any(s["params_with_grad"] for s in steps):
+    # Sampled per-step changes can miss a change; the exact end-to-start comparison cannot.
+    if not group.moved and not any(s["param_change_norm"] for s in steps) and any(s["params_with_grad"] for s in steps):
         reason = "lr was 0 on every step" if all(s["scheduled_lr"] == 0 for s in steps) else (
             "every gradient was 0" if all(s["zero_grad_params"] == s["params_with_grad"] for s in steps)
             else "nothing changed its parameters")
@@ -237,13 +239,13 @@ def name_crash(result: ReplayResult) -> Crash | None:
                      codes.SF501, optimizer, site)
     if isinstance(error, ZeroDivisionError) and raising[2] in ("eval", "train"):
         return Crash(f"ZeroDivisionError in optimizer.{raising[2]}(): it divides by beta1 / momentum, which is 0",
-                     codes.SF113, optimizer, site)
+                     ZeroMomentum.info, optimizer, site)
     if "not in train mode" in str(error):
         return Crash("step() was called in eval mode: the optimizer's train() was never called",
                      codes.SF506, optimizer, site)
     if isinstance(error, KeyError) and any(os.path.basename(f).startswith("wrap_schedulefree") for f, _, _ in frames):
         return Crash(f"KeyError {error} in the base optimizer of ScheduleFreeWrapper: it shares its state dict and "
-                     "this base optimizer creates its state lazily", codes.SF405, optimizer, site)
+                     "this base optimizer creates its state lazily", WrapperBaseUnsupported.info, optimizer, site)
     if raising[0].endswith(os.path.join("optim", "lr_scheduler.py")):
         return Crash(f"{kind} raised by torch's LR scheduler: {error}", None, optimizer, site)
     return Crash(f"{kind}: {error}", None, optimizer, site)
@@ -266,7 +268,8 @@ def _crash_finding(crash: Crash, result: ReplayResult) -> Finding:
         return Finding(rule=crash.rule, message=f"the script crashed: {crash.description}",
                        filename=display_path(site.filename), location=Location(site.row, 1),
                        end_location=Location(site.row, 1))
+    in_step = any(function == "step" for _, _, function in traceback_frames(result.outcome.error.__traceback__))
     return _finding(crash.rule, f"the script crashed: {crash.description}", site, trace, None,
-                    trace.steps + 1, result)
+                    trace.steps + 1 if in_step else trace.steps, result)
 
 

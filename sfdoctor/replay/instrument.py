@@ -6,6 +6,7 @@ applies the safe division (see `_lift`) and stops the script after the requested
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -29,6 +30,9 @@ WATCHED_KEYS = ("lr", "betas", "momentum")
 # The smallest *normal* double: a subnormal lift such as 5e-324 would be flushed to 0 by
 # torch.set_flush_denormal(True), which also sets the CPU's flush-to-zero mode for Python floats.
 FLOAT_LIFT = sys.float_info.min
+# Per-step parameter changes are measured on at most about this many evenly spaced elements of each
+# tensor (all of a smaller one): copying every parameter on every step would cost ~15% of a step.
+SAMPLE = 4096
 
 
 class ReplayStop(BaseException):
@@ -60,6 +64,12 @@ def is_schedulefree_group(group: dict) -> bool:
 
 def group_beta(group: dict) -> Any:
     return group["betas"][0] if "betas" in group else group.get("momentum")
+
+
+def sample(p: torch.Tensor) -> torch.Tensor:
+    """Evenly spaced elements of a parameter: a view, so it sees the parameter's current values."""
+    flat = p.detach().reshape(-1)
+    return flat[:: max(1, flat.numel() // SAMPLE)]
 
 
 def scalar_copy(value: Any) -> Any:
@@ -132,15 +142,20 @@ class Instrumentation:
         for handle in self._handles:
             handle.remove()
         for owner, name, original in reversed(self._patches):
-            setattr(owner, name, original)
+            if original is None:
+                delattr(owner, name)  # it was inherited: let the base class's method show through again
+            else:
+                setattr(owner, name, original)
         self._patches.clear()
         for trace in self.optimizers:
             self._abort_step(trace)
+            for group in trace.groups:
+                group.moved = any(not torch.equal(p, initial) for p, initial in group.initial.values())
+                group.initial = {}  # free the copies
         _active = None
 
     def _patch(self, owner: type, name: str, make: Callable[[Any], Any]) -> None:
-        original = owner.__dict__.get(name, getattr(owner, name))
-        self._patches.append((owner, name, original))
+        self._patches.append((owner, name, owner.__dict__.get(name)))
         setattr(owner, name, make(getattr(owner, name)))
 
     def _patch_eval(self, cls: type) -> None:
@@ -299,6 +314,7 @@ class Instrumentation:
             self._note_change(group_trace, group, step, "beta1", beta, group_trace.last_beta)
             group_trace.last_lr, group_trace.last_beta = group["lr"], beta
             params = [p for p in group["params"] if p.grad is not None]
+            self._keep_initial(group_trace, params)
             lift = self._lift(group)
             record = {
                 "step": step, "k": group.get("k", 0), "lr": scalar_copy(group["lr"]),
@@ -306,7 +322,7 @@ class Instrumentation:
             }
             pending.append(_PendingGroup(
                 group_trace, group, record, group.get("weight_sum", 0.0), lift, params,
-                self._snapshot(params),
+                self._snapshot([sample(p) for p in params]),
                 torch.stack(torch._foreach_norm([p.grad for p in params])) if params else None,
             ))
         self._pending[trace.index] = pending
@@ -338,6 +354,13 @@ class Instrumentation:
         group["weight_sum"] = weight_sum + lift
         return lift
 
+    @staticmethod
+    def _keep_initial(trace: GroupTrace, params: list[torch.Tensor]) -> None:
+        """A full copy of each parameter at its first step: `uninstall` tells exactly whether it ever moved."""
+        for p in params:
+            if id(p) not in trace.initial:
+                trace.initial[id(p)] = (p, p.detach().clone())
+
     def _snapshot(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
         snapshots = []
         for p in params:
@@ -366,8 +389,10 @@ class Instrumentation:
             record["weight_sum"] = scalar_copy(weight_sum)
             record["loss"] = self._last_loss
             if pending.params:
-                torch._foreach_sub_(pending.snapshots, pending.params)
+                torch._foreach_sub_(pending.snapshots, [sample(p) for p in pending.params])
                 record["change_norms"] = torch.stack(torch._foreach_norm(pending.snapshots))
+                record["change_scales"] = [math.sqrt(p.numel() / s.numel()) for p, s in
+                                           zip(pending.params, pending.snapshots)]
                 record["grad_norms"] = pending.grad_norms
             pending.trace.steps.append(record)
         self._last_loss = None

@@ -72,6 +72,8 @@ class GroupTrace:
     changes: list[Change] = field(default_factory=list)
     last_lr: Any = None
     last_beta: Any = None
+    initial: dict[int, tuple[Any, Any]] = field(default_factory=dict)  # id -> (parameter, copy), during the run
+    moved: bool = False  # any parameter differed at the end from its copy at its first step
 
 
 @dataclass(frozen=True)

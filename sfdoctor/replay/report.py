@@ -19,6 +19,10 @@ from .record import STEP_FIELDS, GroupTrace
 from .session import ReplayResult
 
 SPARK = "▁▂▃▄▅▆▇█"
+# Trajectory field -> short table header.
+COLUMNS = {"step": "step", "lr": "lr", "scheduled_lr": "sched lr", "weight_sum": "weight_sum", "ckp1": "ckp1",
+           "beta1": "beta1", "train_mode": "train", "params_with_grad": "grads", "param_change_norm": "moved",
+           "loss": "loss"}
 FIRST_ROWS = 3  # the table shows these first steps, every step where something changed, and the last
 
 
@@ -114,12 +118,10 @@ def print_report(result: ReplayResult, findings: list[Finding], crash: Crash | N
 
 def _group_table(group: GroupTrace) -> Table:
     table = Table(title=f"group {group.index}", title_justify="left", box=None, pad_edge=False)
-    columns = ("step", "lr", "scheduled_lr", "weight_sum", "ckp1", "beta1", "train_mode", "params_with_grad",
-               "param_change_norm", "loss")
-    for column in columns:
-        table.add_column(column, justify="right")
+    for header in COLUMNS.values():
+        table.add_column(header, justify="right")
     for record in shown_steps(group.steps):
-        table.add_row(*(_cell(record.get(column)) for column in columns))
+        table.add_row(*(_cell(record.get(column)) for column in COLUMNS))
     return table
 
 
@@ -163,10 +165,15 @@ def _list(values: list) -> str:
 
 
 def _summary(findings: list[Finding]) -> str:
-    errors = sum(1 for f in findings if f.severity == "error")
     if not findings:
         return "[bold green]No problems found.[/]"
-    return f"Found {len(findings)} replay findings ({errors} errors, {len(findings) - errors} warnings)."
+    errors = sum(1 for f in findings if f.severity == "error")
+    return (f"Found {_plural(len(findings), 'replay finding')} ({_plural(errors, 'error')}, "
+            f"{_plural(len(findings) - errors, 'warning')}).")
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 # -- files ---------------------------------------------------------------------------------------

@@ -41,11 +41,16 @@ def run_script(path: Path, args: list[str], timeout: float | None = None) -> Out
             outcome.stop_reason = stop.reason
         except SystemExit as exit_:
             if exit_.code not in (None, 0):
-                outcome.error = exit_
+                outcome.error = _without_runner_frame(exit_)
             outcome.exit_code = exit_.code if exit_.code is not None else 0
         except BaseException as error:  # noqa: BLE001 - the script's own crash, Ctrl-C included: report it
-            outcome.error = error
+            outcome.error = _without_runner_frame(error)
     return outcome
+
+
+def _without_runner_frame(error: BaseException) -> BaseException:
+    """The traceback starts at the script's own module, as `python SCRIPT` shows it."""
+    return error.with_traceback(error.__traceback__.tb_next if error.__traceback__ else None)
 
 
 @contextmanager

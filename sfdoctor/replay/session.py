@@ -91,7 +91,11 @@ def _restore_env(name: str, value: str | None) -> None:
 
 def materialize(trace: OptimizerTrace) -> None:
     """Replace the tensors kept during the run by Python numbers: one transfer per group and device."""
+    for scheduler in trace.schedulers:
+        scheduler.lr_before = [_number(lr) for lr in scheduler.lr_before]
+        scheduler.lr_after = [_number(lr) for lr in scheduler.lr_after]
     for group in trace.groups:
+        group.initial_lr = _number(group.initial_lr)
         tensors = [(record, key, value) for record in group.steps for key, value in record.items()
                    if isinstance(value, torch.Tensor)]
         by_device = defaultdict(list)
@@ -107,13 +111,18 @@ def materialize(trace: OptimizerTrace) -> None:
             _summarise(record)
 
 
+def _number(value: object) -> object:
+    return value.item() if isinstance(value, torch.Tensor) else value
+
+
 def _summarise(record: dict) -> None:
     """Per-parameter norms become the group's change norm and the zero-gradient counts."""
     for key in ("lr", "scheduled_lr", "lr_max", "weight", "weight_sum", "ckp1", "loss", "safe_division"):
         if isinstance(record.get(key), list):
             record[key] = record[key][0]
     record["safe_division"] = bool(record["safe_division"])
-    changes = record.pop("change_norms", [])
+    scales = record.pop("change_scales", [])
+    changes = [norm * scale for norm, scale in zip(record.pop("change_norms", []), scales)]
     grads = record.pop("grad_norms", [])
     record["param_change_norm"] = math.sqrt(sum(c * c for c in changes))
     zero_grad = [change for change, grad in zip(changes, grads) if grad == 0]
