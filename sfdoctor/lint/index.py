@@ -232,7 +232,7 @@ class ModuleIndex:
 
     def qualname(self, expression: cst.BaseExpression) -> str | None:
         """`sf.AdamWScheduleFree` -> `schedulefree.AdamWScheduleFree` through the imports."""
-        dotted = _dotted_or_none(expression)
+        dotted = dotted_name(expression)
         if dotted is None:
             return None
         head, _, rest = dotted.partition(".")
@@ -313,12 +313,13 @@ def subscript_key(node: cst.Subscript) -> str | None:
 
 
 def _dotted(node: cst.BaseExpression) -> str:
-    dotted = _dotted_or_none(node)
+    dotted = dotted_name(node)
     assert dotted is not None
     return dotted
 
 
-def _dotted_or_none(node: cst.BaseExpression) -> str | None:
+def dotted_name(node: cst.BaseExpression) -> str | None:
+    """`a.b.c` for a chain of attributes on a name, else None."""
     parts = []
     while isinstance(node, cst.Attribute):
         parts.append(node.attr.value)

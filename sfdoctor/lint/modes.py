@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from ..findings import Related
-from .index import CallSite, Function, Unpacked
+from .index import CallSite, Function, Unpacked, dotted_name
 from .rule import FileContext
 from .schedulers import is_scheduler, sf_test_polarity
 from .values import PASS_THROUGH, SF_CLASSES, Evaluator, Optimizers, OptimizerSite, Where, last_name
@@ -173,7 +173,7 @@ class ModeAnalysis:
                 isinstance(func, cst.Attribute)
                 and func.attr.value in ("eval", "train", "parameters", "named_parameters", "state_dict")
                 and site.node not in self.receivers
-                and (text := dotted(func.value))
+                and (text := dotted_name(func.value))
             ):
                 texts.add(text)
         return frozenset(texts)
@@ -564,7 +564,7 @@ class _Walker:
         if callees:
             return self.local_call(site, callees, name, state)
         if isinstance(func, cst.Attribute) and name in ("train", "eval"):
-            text = dotted(func.value)
+            text = dotted_name(func.value)
             if text and OPTIMIZER_NAME.search(text.lower()):  # an optimizer this analysis cannot follow
                 return self.opaque(site, state, set(a.keys))
             if text:
@@ -648,7 +648,7 @@ class _Walker:
         where = Where(site.statement, site.function)
         for argument in site.node.args:
             for chain in _chain_nodes(argument.value, calls=False):
-                if OPTIMIZER_NAME.search((dotted(chain) or "").lower()):
+                if OPTIMIZER_NAME.search((dotted_name(chain) or "").lower()):
                     calls = {s.call for s in self.context.evaluator.optimizers(chain, where).sites}
                     keys |= {k for k in self.a.keys if k & calls}
         return keys
@@ -693,7 +693,7 @@ class _Walker:
         if isinstance(func, cst.Attribute) and func.attr.value in FORWARD_METHODS:
             candidates.append(func.value)
         for candidate in candidates:
-            text = dotted(candidate)
+            text = dotted_name(candidate)
             if text is None:
                 continue
             gathered = self.a.gather(candidate, self.function, site.statement) | {text}
@@ -715,20 +715,9 @@ def join(*states: State | None) -> State | None:
     return {key: frozenset().union(*(s.get(key, AT_ENTRY) for s in present)) for key in keys}
 
 
-def dotted(node: cst.BaseExpression) -> str | None:
-    parts = []
-    while isinstance(node, cst.Attribute):
-        parts.append(node.attr.value)
-        node = node.value
-    if not isinstance(node, cst.Name):
-        return None
-    parts.append(node.value)
-    return ".".join(reversed(parts))
-
-
 def _chain_nodes(node: cst.CSTNode, calls: bool = True) -> Iterator[cst.BaseExpression]:
     """The maximal dotted names in an expression; for `a.b.m(x)` the receiver `a.b` and `x`."""
-    if isinstance(node, (cst.Name, cst.Attribute)) and dotted(node) is not None:
+    if isinstance(node, (cst.Name, cst.Attribute)) and dotted_name(node) is not None:
         yield node
         return
     if isinstance(node, cst.Call):
@@ -749,7 +738,7 @@ def _chain_nodes(node: cst.CSTNode, calls: bool = True) -> Iterator[cst.BaseExpr
 
 def _chains(node: cst.CSTNode) -> Iterator[str]:
     for chain in _chain_nodes(node):
-        yield dotted(chain)  # type: ignore[misc]
+        yield dotted_name(chain)  # type: ignore[misc]
 
 
 def _unpack(value: cst.BaseExpression | Unpacked) -> cst.BaseExpression:
@@ -866,7 +855,7 @@ def trainer_arguments(context: FileContext) -> list[TrainerArguments]:
         if optim is None:
             continue
         where = Where(site.statement, site.function)
-        if isinstance(optim, cst.Attribute) and (dotted(optim.value) or "").endswith("OptimizerNames"):
+        if isinstance(optim, cst.Attribute) and (dotted_name(optim.value) or "").endswith("OptimizerNames"):
             values, known = (optim.attr.value.lower(),), True
         else:
             evaluated = context.evaluator.values(optim, where)

@@ -2,7 +2,8 @@ import libcst as cst
 
 from ...findings import RuleInfo
 from ..index import Function
-from ..modes import OPTIMIZER_NAME, dotted
+from ..index import dotted_name
+from ..modes import OPTIMIZER_NAME
 from ..rule import Rule
 from ..values import Where, last_name
 
@@ -90,6 +91,6 @@ class LightningModeHooks(Rule):
             if isinstance(receiver, cst.Name):
                 found, _ = index.reaching_bindings(receiver.value, site.statement, hook)
                 text += " ".join(index.code(b.value) for b in found if isinstance(b.value, cst.BaseExpression))
-            if OPTIMIZER_NAME.search(text.lower()) or "optimizers()" in text or dotted(receiver) is None:
+            if OPTIMIZER_NAME.search(text.lower()) or "optimizers()" in text or dotted_name(receiver) is None:
                 return True
         return False
