@@ -1,5 +1,6 @@
 from ...findings import RuleInfo
 from ..constructions import group_writes
+from ..edits import set_keyword
 from ..rule import Rule
 from ..schedulers import schedulers
 
@@ -27,6 +28,15 @@ class MomentumCyclingScheduler(Rule):
                 possible=not (scheduler.cycles_momentum.certain and scheduler.certain),
                 related=(self.context.related("optimizer created here", scheduler.optimizers.sites[0].call),),
                 notes=("remove the scheduler, or pass cycle_momentum=False",),
+                # unsafe: the schedule keeps cycling lr; the user may rather remove the scheduler
+                fix=set_keyword(
+                    self.context,
+                    scheduler.site.node,
+                    "cycle_momentum",
+                    "False",
+                    self.context.evaluator.argument(scheduler.site.node, "cycle_momentum", None),
+                    "unsafe",
+                ),
             )
         for key in ("betas", "momentum"):
             for write in group_writes(self.context, key):

@@ -1,6 +1,7 @@
 import libcst as cst
 
-from ...findings import Edit, Fix, RuleInfo
+from ...findings import Fix, RuleInfo
+from ..edits import set_keyword
 from ..modes import TRAINER_OPTIMS, trainer_arguments
 from ..rule import Rule
 from ..values import Evaluator, last_name
@@ -46,17 +47,8 @@ class TrainerScheduler(Rule):
             )
 
     def _fix(self, call: cst.Call, scheduler: cst.BaseExpression | None) -> Fix:
-        if scheduler is not None:
-            start, end = self.context.location(scheduler)
-            safe = isinstance(scheduler, cst.SimpleString)
-            return Fix('set lr_scheduler_type="constant"', "safe" if safe else "unsafe", (Edit('"constant"', start, end),))
-        last = call.args[-1]
-        start = self.context.location(last)[0]
-        end = self.context.location(last.value)[1]
-        if isinstance(last.comma, cst.Comma) and start.row > self.context.location(call)[0].row:
-            # one argument per line, trailing comma: add a line in the same style
-            _, after_comma = self.context.location(last.comma)
-            edit = Edit(f'\n{" " * (start.column - 1)}lr_scheduler_type="constant",', after_comma, after_comma)
-        else:
-            edit = Edit(', lr_scheduler_type="constant"', end, end)
-        return Fix('add lr_scheduler_type="constant"', "safe", (edit,))
+        # replacing an expression may drop logic the user meant for other optimizers
+        safe = scheduler is None or isinstance(scheduler, cst.SimpleString)
+        return set_keyword(
+            self.context, call, "lr_scheduler_type", '"constant"', scheduler, "safe" if safe else "unsafe"
+        )
