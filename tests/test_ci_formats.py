@@ -7,12 +7,12 @@ import os
 import re
 import shlex
 import subprocess
-import textwrap
 from pathlib import Path
 
 import jsonschema
 import pytest
-from click.testing import CliRunner, Result
+from cli_helpers import lint, write
+from click.testing import CliRunner
 
 from sfdoctor.catalogue import rule_document
 from sfdoctor.cli import cli
@@ -48,20 +48,7 @@ CLEAN = "import schedulefree\noptimizer = schedulefree.AdamWScheduleFree([], lr=
 ZERO_LR = "import schedulefree\noptimizer = schedulefree.AdamWScheduleFree([], lr=0.0)\n"
 
 
-@pytest.fixture(autouse=True)
-def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-
-
-def write(name: str, text: str) -> Path:
-    path = Path(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
-
-
-def lint(*args: str) -> Result:
-    return CliRunner().invoke(cli, ["lint", *args])
+pytestmark = pytest.mark.usefixtures("in_tmp_path")
 
 
 def sarif(*args: str) -> dict:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from cli_helpers import lint, write
 
-from sfdoctor.cli import cli
 from sfdoctor.config import load_config
 
 ZERO_LR = "import schedulefree\noptimizer = schedulefree.AdamWScheduleFree([], lr=0.0)\n"  # SF110, row 2
@@ -17,20 +15,7 @@ ZERO_LR = "import schedulefree\noptimizer = schedulefree.AdamWScheduleFree([], l
 TWO_RULES = ZERO_LR + 'frozen = schedulefree.SGDScheduleFree([{"params": [], "lr": 0.0}], lr=0.5)\n'
 
 
-@pytest.fixture(autouse=True)
-def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-
-
-def write(name: str, text: str) -> Path:
-    path = Path(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
-
-
-def lint(*args: str) -> Result:
-    return CliRunner().invoke(cli, ["lint", *args])
+pytestmark = pytest.mark.usefixtures("in_tmp_path")
 
 
 def found(*args: str) -> list[tuple[str, str, int]]:

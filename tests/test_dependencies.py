@@ -6,14 +6,12 @@ import importlib.metadata
 import inspect
 import json
 import re
-import textwrap
 from pathlib import Path
 
 import pytest
 import schedulefree
-from click.testing import CliRunner, Result
+from cli_helpers import lint, write
 
-from sfdoctor.cli import cli
 from sfdoctor.lint.dependencies import KNOWN_RELEASES, UNGUARDED_RELEASES, is_unguarded
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
@@ -21,20 +19,7 @@ USES_SF = "import schedulefree\n\nmodel = None\noptimizer = schedulefree.SGDSche
 CALLS_TRAIN = USES_SF + "optimizer.train()\n"
 
 
-@pytest.fixture(autouse=True)
-def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-
-
-def write(name: str, text: str) -> Path:
-    path = Path(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
-
-
-def lint(*args: str) -> Result:
-    return CliRunner().invoke(cli, ["lint", *args])
+pytestmark = pytest.mark.usefixtures("in_tmp_path")
 
 
 def found(*args: str) -> list[tuple[str, str, int, int, int]]:

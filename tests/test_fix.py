@@ -13,9 +13,8 @@ from pathlib import Path
 
 import libcst as cst
 import pytest
-from click.testing import CliRunner, Result
+from cli_helpers import lint
 
-from sfdoctor.cli import cli
 from sfdoctor.findings import Edit, Fix, RuleInfo
 from sfdoctor.lint import fix as fix_module
 from sfdoctor.lint.rule import Rule, discover_rules
@@ -45,13 +44,7 @@ CLOSURE_FIXED = CLOSURE.replace("optimizer.train()\n", "").replace("    optimize
 ZERO_LR = "import schedulefree\noptimizer = schedulefree.AdamWScheduleFree([], lr=0.0)\n"
 
 
-@pytest.fixture(autouse=True)
-def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-
-
-def lint(*args: str) -> Result:
-    return CliRunner().invoke(cli, ["lint", *args])
+pytestmark = pytest.mark.usefixtures("in_tmp_path")
 
 
 def codes(path: str) -> list[str]:

@@ -10,7 +10,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from cli_helpers import lint, write
+from click.testing import CliRunner
 
 from sfdoctor.cli import cli
 from sfdoctor.findings import RuleInfo
@@ -30,10 +31,6 @@ TWO_RULES = ZERO_LR + (
 )
 
 
-def lint(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, ["lint", *map(str, args)])
-
-
 def lint_json(*args: str | Path) -> list[dict]:
     result = lint("--output-format", "json", *args)
     assert result.exit_code in (0, 1), result.output
@@ -44,20 +41,7 @@ def codes_and_rows(*args: str | Path) -> list[tuple[str, int]]:
     return [(f["code"], f["location"]["row"]) for f in lint_json(*args)]
 
 
-@pytest.fixture(autouse=True)
-def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Relative display paths, and no pyproject.toml configuration from the checkout.
-    monkeypatch.chdir(tmp_path)
-
-
-def write(name: str, text: str | bytes) -> Path:
-    path = Path(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
+pytestmark = pytest.mark.usefixtures("in_tmp_path")
 
 
 # -- output formats -----------------------------------------------------------------------------

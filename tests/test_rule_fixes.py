@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from sfdoctor.cli import cli
+from cli_helpers import lint
 
 ONE_CYCLE = """\
 import torch
@@ -32,12 +30,8 @@ FIXED = (
 )
 
 
-def lint(path: Path, *options: str):
-    return CliRunner().invoke(cli, ["lint", "--isolated", *options, str(path)])
-
-
 def codes(path: Path) -> list[str]:
-    return [f["code"] for f in json.loads(lint(path, "--output-format", "json").stdout)]
+    return [f["code"] for f in json.loads(lint("--isolated", "--output-format", "json", path).stdout)]
 
 
 def test_sf103_fix_is_unsafe_and_sets_cycle_momentum_false(tmp_path: Path) -> None:
@@ -45,12 +39,12 @@ def test_sf103_fix_is_unsafe_and_sets_cycle_momentum_false(tmp_path: Path) -> No
     script.write_text(ONE_CYCLE)
     assert codes(script).count("SF103") == 3
 
-    lint(script, "--fix")  # the fix is unsafe: a plain --fix leaves the file alone
+    lint("--isolated", "--fix", script)  # the fix is unsafe: a plain --fix leaves the file alone
     assert script.read_text() == ONE_CYCLE
 
-    lint(script, "--fix", "--unsafe-fixes")
+    lint("--isolated", "--fix", "--unsafe-fixes", script)
     assert script.read_text() == FIXED
     assert "SF103" not in codes(script)
 
-    lint(script, "--fix", "--unsafe-fixes")  # a second run changes nothing
+    lint("--isolated", "--fix", "--unsafe-fixes", script)  # a second run changes nothing
     assert script.read_text() == FIXED
