@@ -237,10 +237,11 @@ def _on_non_schedulefree_branch(context: FileContext, site: CallSite) -> bool:
 
 
 def _exits(block: cst.BaseSuite) -> bool:
-    statements = block.body if isinstance(block, cst.IndentedBlock) else [block]
-    last = statements[-1] if statements else None
-    small = last.body if isinstance(last, cst.SimpleStatementLine) else getattr(last, "body", [])
-    return any(isinstance(s, (cst.Return, cst.Raise, cst.Continue)) for s in small if isinstance(s, cst.BaseSmallStatement))
+    """The block's last line returns, raises or continues (a compound last statement does not count)."""
+    last = block.body[-1] if isinstance(block, cst.IndentedBlock) else block
+    if not isinstance(last, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+        return False
+    return any(isinstance(s, (cst.Return, cst.Raise, cst.Continue)) for s in last.body)
 
 
 def _steps_neutralised(context: FileContext, site: CallSite) -> bool:

@@ -1,0 +1,45 @@
+"""Scheduler analysis edge cases, linted from source with the real engine."""
+
+from __future__ import annotations
+
+import textwrap
+
+from sfdoctor.lint.engine import Settings, lint_source
+
+HEADER = """\
+import schedulefree
+from torch.optim.lr_scheduler import CosineAnnealingLR
+from transformers import get_scheduler
+
+"""
+
+
+def findings(body: str) -> list[tuple[str, int]]:
+    result = lint_source("train.py", (HEADER + textwrap.dedent(body)).encode(), Settings(select=("SF1",)))
+    assert not result.errors, result.errors
+    return [(f.code, f.location.row) for f in result.findings]
+
+
+def test_an_earlier_schedulefree_branch_ending_in_a_loop_is_not_an_early_exit() -> None:
+    assert findings(
+        """\
+        def build(model, optim):
+            opt = schedulefree.AdamWScheduleFree(model.parameters(), lr=1e-3)
+            if optim == "schedulefree":
+                for p in model.parameters():
+                    pass
+            return CosineAnnealingLR(opt, 10)
+        """
+    ) == [("SF101", 10)]
+
+
+def test_an_earlier_schedulefree_branch_that_returns_neutralises_the_scheduler() -> None:
+    assert findings(
+        """\
+        def build(model, optim):
+            opt = schedulefree.AdamWScheduleFree(model.parameters(), lr=1e-3)
+            if optim == "schedulefree":
+                return opt, None
+            return opt, CosineAnnealingLR(opt, 10)
+        """
+    ) == []
