@@ -43,3 +43,14 @@ def test_an_earlier_schedulefree_branch_that_returns_neutralises_the_scheduler()
             return opt, CosineAnnealingLR(opt, 10)
         """
     ) == []
+
+
+def test_get_scheduler_reads_num_warmup_steps_by_position() -> None:
+    assert findings(
+        """\
+        opt = schedulefree.AdamWScheduleFree([], lr=1e-3)
+        by_position = get_scheduler("linear", opt, 100, 1000)
+        by_keyword = get_scheduler("linear", opt, num_warmup_steps=100, num_training_steps=1000)
+        without_warmup = get_scheduler("linear", opt, num_training_steps=1000)
+        """
+    ) == [("SF102", 6), ("SF102", 7), ("SF101", 8)]

@@ -151,8 +151,6 @@ def _describe(context: FileContext, site: CallSite, kind: str, optimizers: Optim
             # get_scheduler(name, optimizer, ...): transformers then takes num_warmup_steps, diffusers step_rules
             position = {"get_scheduler": 3 if site.qualname.startswith("diffusers") else 2}.get(kind, 1)
             warmup = values("num_warmup_steps", position, 0)
-            if kind == "get_scheduler" and evaluator.argument(call, "num_warmup_steps", None) is None:
-                warmup = Values((0,), True)
             if not no_op:
                 zero = warmup.triggers(lambda v: v is not None and v > 0)
                 starts_at_zero = warms_up = Fact(zero[0], zero[1] and not constant[0])
