@@ -49,7 +49,8 @@ class Scheduler:
     warmup_length: int | None  # steps until the factor reaches 1, where known
     no_op: bool  # a constant factor of 1: a deliberate dummy scheduler
     steps_neutralised: bool  # handed to a wrapper of this module that checks for ScheduleFree
-    part_of_combined: bool  # a member of SequentialLR/ChainedScheduler: reported there
+    members: tuple[cst.Call, ...]  # the schedulers a SequentialLR/ChainedScheduler combines
+    part_of_combined: bool = False  # a member of SequentialLR/ChainedScheduler: reported there
 
     @property
     def where(self) -> Where:
@@ -85,16 +86,26 @@ def schedulers(context: FileContext) -> list[Scheduler]:
         optimizer = _optimizer_argument(evaluator, site.node, kind)
         members = _members(context, site.node, where) if kind in COMBINERS else []
         if optimizer is None and members:
-            optimizers = Optimizers(tuple(s for m in members for s in m[1].sites), all(m[1].certain for m in members))
+            # ChainedScheduler without `optimizer=`: the members' optimizers
+            member_optimizers = [_optimizers_of(context, call, place) for call, place in members]
+            optimizers = Optimizers(
+                tuple(s for o in member_optimizers for s in o.sites), all(o.certain for o in member_optimizers)
+            )
         elif optimizer is None or _on_non_schedulefree_branch(context, site):
             continue
         else:
             optimizers = evaluator.optimizers(optimizer, where)
         if not optimizers.sites:
             continue
-        found.append(_describe(context, site, kind, optimizers, where))
-    consumed = {id(call) for s in found if s.kind in COMBINERS for call, _ in _members(context, s.site.node, s.where)}
+        found.append(_describe(context, site, kind, optimizers, where, tuple(call for call, _ in members)))
+    consumed = {id(call) for s in found for call in s.members}
     return [replace(s, part_of_combined=True) if id(s.site.node) in consumed else s for s in found]
+
+
+def _optimizers_of(context: FileContext, call: cst.Call, where: Where) -> Optimizers:
+    """The ScheduleFree optimizers a scheduler call is constructed on."""
+    optimizer = _optimizer_argument(context.evaluator, call, last_name(call.func) or "")
+    return context.evaluator.optimizers(optimizer, where) if optimizer is not None else Optimizers()
 
 
 def _optimizer_argument(evaluator: Evaluator, call: cst.Call, kind: str) -> cst.BaseExpression | None:
@@ -104,7 +115,14 @@ def _optimizer_argument(evaluator: Evaluator, call: cst.Call, kind: str) -> cst.
     return evaluator.argument(call, "optimizer", position)
 
 
-def _describe(context: FileContext, site: CallSite, kind: str, optimizers: Optimizers, where: Where) -> Scheduler:
+def _describe(
+    context: FileContext,
+    site: CallSite,
+    kind: str,
+    optimizers: Optimizers,
+    where: Where,
+    members: tuple[cst.Call, ...] = (),
+) -> Scheduler:
     evaluator = context.evaluator
     call = site.node
     starts_at_zero = warms_up = cycles = NO
@@ -136,9 +154,8 @@ def _describe(context: FileContext, site: CallSite, kind: str, optimizers: Optim
         cycles = Fact.of(values("cycle_momentum", None, True).triggers(lambda v: v is True))
         warms_up = YES if kind == "OneCycleLR" else NO
     elif kind in COMBINERS:
-        members = _members(context, call, where)
         if members:
-            first = _member_scheduler(context, members[0][0])
+            first = _leading_member(context, members[0])
             if first is not None:
                 starts_at_zero, warms_up, warmup_length = first.starts_at_zero, first.warms_up, first.warmup_length
     elif site.qualname and site.qualname.startswith(("transformers", "diffusers")):
@@ -164,22 +181,20 @@ def _describe(context: FileContext, site: CallSite, kind: str, optimizers: Optim
         warmup_length = warmup_t.single if isinstance(warmup_t.single, int) else None
     return Scheduler(
         site, kind, optimizers, starts_at_zero, warms_up, cycles, warmup_length, no_op,
-        _steps_neutralised(context, site), False,
+        _steps_neutralised(context, site), members,
     )
 
 
-def _member_scheduler(context: FileContext, call: cst.Call) -> Scheduler | None:
+def _leading_member(context: FileContext, call: cst.Call) -> Scheduler | None:
+    """The first scheduler a combiner runs: its start is the combiner's start."""
     site = next((s for s in context.index.calls if s.node is call), None)
     if site is None or not is_scheduler(site.qualname):
         return None
-    kind = last_name(call.func) or ""
-    where = Where(site.statement, site.function)
-    optimizer = _optimizer_argument(context.evaluator, call, kind)
-    optimizers = context.evaluator.optimizers(optimizer, where) if optimizer is not None else Optimizers()
-    return _describe(context, site, kind, optimizers, where)
+    # only the schedule's shape is read from it, not its optimizer
+    return _describe(context, site, last_name(call.func) or "", Optimizers(), Where(site.statement, site.function))
 
 
-def _members(context: FileContext, call: cst.Call, where: Where) -> list[tuple[cst.Call, Optimizers]]:
+def _members(context: FileContext, call: cst.Call, where: Where) -> list[tuple[cst.Call, Where]]:
     """The scheduler calls a SequentialLR/ChainedScheduler combines, in order."""
     evaluator = context.evaluator
     argument = evaluator.argument(call, "schedulers", 1 if last_name(call.func) == "SequentialLR" else 0)
@@ -190,11 +205,11 @@ def _members(context: FileContext, call: cst.Call, where: Where) -> list[tuple[c
         if not isinstance(origin, (cst.List, cst.Tuple)):
             continue
         for element in origin.elements:
-            for member, member_place in evaluator.origins(element.value, place)[0]:
-                if isinstance(member, cst.Call):
-                    optimizer = _optimizer_argument(evaluator, member, last_name(member.func) or "")
-                    optimizers = evaluator.optimizers(optimizer, member_place) if optimizer is not None else Optimizers()
-                    members.append((member, optimizers))
+            members += [
+                (member, member_place)
+                for member, member_place in evaluator.origins(element.value, place)[0]
+                if isinstance(member, cst.Call)
+            ]
         break
     return members
 
