@@ -8,57 +8,19 @@ import libcst as cst
 
 from .index import SubscriptWrite
 from .rule import FileContext
-from .values import SF_CLASSES, WRAPPER_CLASSES, Evaluator, Optimizers, Values, Where, last_name
-
-# Constructor parameters in order (schedulefree 1.4.1); vendored copies share the names.
-_ADAMW = ("params", "lr", "betas", "eps", "weight_decay", "warmup_steps", "r", "weight_lr_power", "foreach")
-_SGD = ("params", "lr", "momentum", "weight_decay", "warmup_steps", "r", "weight_lr_power", "foreach")
-_RADAM = ("params", "lr", "betas", "eps", "weight_decay", "r", "weight_lr_power", "foreach", "silent_sgd_phase")
-SIGNATURES = {
-    "AdamWScheduleFree": _ADAMW,
-    "AdamWScheduleFreeClosure": _ADAMW,
-    "AdamWScheduleFreePaper": _ADAMW,
-    "AdamWScheduleFreeReference": _ADAMW,
-    "AdamCScheduleFreePlusPaper": _ADAMW,
-    "SGDScheduleFree": _SGD,
-    "SGDScheduleFreeReference": _SGD,
-    "SGDScheduleFreeClosure": ("params", "lr", "weight_decay", "momentum", "warmup_steps", "r", "weight_lr_power"),
-    "RAdamScheduleFree": _RADAM,
-    "RAdamScheduleFreeClosure": _RADAM,
-    "ScheduleFreeWrapper": ("base", "weight_decay_at_y", "momentum", "weight_lr_power", "r"),
-    "ScheduleFreeWrapperReference": ("base", "momentum", "weight_decay_at_y", "r", "weight_lr_power"),
-}
-# torch optimizers take (params, lr, ...); their lr defaults are all positive.
-TORCH_OPTIMIZER_PREFIX = "torch.optim."
+from .values import SF_CLASSES, Evaluator, Optimizers, OptimizerSite, Values, Where, last_name
 
 
-@dataclass(frozen=True)
-class Construction:
+def constructions(context: FileContext) -> list[OptimizerSite]:
     """`AdamWScheduleFree(...)` (or a vendored class of that name) in the file."""
-
-    call: cst.Call
-    class_name: str
-    where: Where
-
-    def argument(self, name: str) -> cst.BaseExpression | None:
-        names = SIGNATURES.get(self.class_name, ())
-        position = names.index(name) if name in names else None
-        return Evaluator.argument(self.call, name, position)
-
-    @property
-    def is_wrapper(self) -> bool:
-        return self.class_name in WRAPPER_CLASSES
-
-
-def constructions(context: FileContext) -> list[Construction]:
     return [
-        Construction(site.node, name, Where(site.statement, site.function))
+        OptimizerSite(site.node, name, Where(site.statement, site.function))
         for site in context.index.calls
         if (name := last_name(site.node.func)) in SF_CLASSES
     ]
 
 
-def base_optimizer_calls(context: FileContext, wrapper: Construction) -> list[tuple[cst.Call, Where]]:
+def base_optimizer_calls(context: FileContext, wrapper: OptimizerSite) -> list[tuple[cst.Call, Where]]:
     """The optimizer calls a `ScheduleFreeWrapper` wraps, through names."""
     base = wrapper.argument("base")
     if base is None:
@@ -67,7 +29,7 @@ def base_optimizer_calls(context: FileContext, wrapper: Construction) -> list[tu
     return [(node, where) for node, where in origins if isinstance(node, cst.Call)]
 
 
-def lr_argument(context: FileContext, construction: Construction) -> tuple[cst.BaseExpression, Where] | None:
+def lr_argument(context: FileContext, construction: OptimizerSite) -> tuple[cst.BaseExpression, Where] | None:
     """The expression that sets the lr: the constructor's, or for a wrapper its base optimizer's."""
     if not construction.is_wrapper:
         lr = construction.argument("lr")
@@ -79,7 +41,7 @@ def lr_argument(context: FileContext, construction: Construction) -> tuple[cst.B
     return None
 
 
-def param_group_dicts(context: FileContext, construction: Construction) -> list[tuple[cst.Dict, Where, bool]]:
+def param_group_dicts(context: FileContext, construction: OptimizerSite) -> list[tuple[cst.Dict, Where, bool]]:
     """Param group dict literals given to the optimizer: (dict, where, built_in_a_loop).
 
     Covers `[{"params": ..., "lr": 0}, ...]` (inline or through a name), list comprehensions of

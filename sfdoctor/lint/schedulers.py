@@ -8,7 +8,6 @@ from itertools import pairwise
 
 import libcst as cst
 
-from .constructions import Construction
 from .index import CallSite
 from .rule import FileContext
 from .schedules import schedule_functions
@@ -59,9 +58,6 @@ class Scheduler:
     @property
     def certain(self) -> bool:
         return self.optimizers.certain
-
-    def constructions(self) -> list[Construction]:
-        return [Construction(s.call, s.class_name, s.where) for s in self.optimizers.sites]
 
 
 def is_scheduler(qualname: str | None) -> bool:

@@ -40,6 +40,24 @@ SF_CLASSES = frozenset(
     }
 )
 WRAPPER_CLASSES = frozenset({"ScheduleFreeWrapper", "ScheduleFreeWrapperReference"})
+# Constructor parameters in order (schedulefree 1.4.1); vendored copies share the names.
+_ADAMW = ("params", "lr", "betas", "eps", "weight_decay", "warmup_steps", "r", "weight_lr_power", "foreach")
+_SGD = ("params", "lr", "momentum", "weight_decay", "warmup_steps", "r", "weight_lr_power", "foreach")
+_RADAM = ("params", "lr", "betas", "eps", "weight_decay", "r", "weight_lr_power", "foreach", "silent_sgd_phase")
+SIGNATURES = {
+    "AdamWScheduleFree": _ADAMW,
+    "AdamWScheduleFreeClosure": _ADAMW,
+    "AdamWScheduleFreePaper": _ADAMW,
+    "AdamWScheduleFreeReference": _ADAMW,
+    "AdamCScheduleFreePlusPaper": _ADAMW,
+    "SGDScheduleFree": _SGD,
+    "SGDScheduleFreeReference": _SGD,
+    "SGDScheduleFreeClosure": ("params", "lr", "weight_decay", "momentum", "warmup_steps", "r", "weight_lr_power"),
+    "RAdamScheduleFree": _RADAM,
+    "RAdamScheduleFreeClosure": _RADAM,
+    "ScheduleFreeWrapper": ("base", "weight_decay_at_y", "momentum", "weight_lr_power", "r"),
+    "ScheduleFreeWrapperReference": ("base", "momentum", "weight_decay_at_y", "r", "weight_lr_power"),
+}
 # Functions that hand back the optimizer they are given.
 PASS_THROUGH = frozenset({"prepare", "prepare_optimizer"})
 
@@ -98,6 +116,11 @@ class OptimizerSite:
     call: cst.Call
     class_name: str
     where: Where
+
+    def argument(self, name: str) -> cst.BaseExpression | None:
+        """A constructor argument by name, given by keyword or by its position in the signature."""
+        names = SIGNATURES.get(self.class_name, ())
+        return Evaluator.argument(self.call, name, names.index(name) if name in names else None)
 
     @property
     def is_wrapper(self) -> bool:

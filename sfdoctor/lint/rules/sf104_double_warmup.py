@@ -16,7 +16,7 @@ class DoubleWarmup(Rule):
         for scheduler in self.context.analysis(schedulers):
             if not scheduler.warms_up.fires or scheduler.part_of_combined:
                 continue
-            for construction in scheduler.constructions():
+            for construction in scheduler.optimizers.sites:
                 warmup = construction.argument("warmup_steps")
                 if warmup is None:
                     continue

@@ -1,9 +1,9 @@
 import libcst as cst
 
 from ...findings import RuleInfo
-from ..constructions import Construction, constructions, describe, dict_value, group_writes, is_zero, param_group_dicts
+from ..constructions import constructions, describe, dict_value, group_writes, is_zero, param_group_dicts
 from ..rule import Rule
-from ..values import Where
+from ..values import OptimizerSite, Where
 
 WHY = (
     "a group with lr 0 keeps weight_sum 0, so ckp1 = weight/weight_sum is 0/0 for that group "
@@ -50,7 +50,7 @@ class FreezeByZeroLr(Rule):
                     notes=(FIX,),
                 )
 
-    def _added_groups(self, construction: Construction) -> list[tuple[cst.Dict, Where, bool]]:
+    def _added_groups(self, construction: OptimizerSite) -> list[tuple[cst.Dict, Where, bool]]:
         """`optimizer.add_param_group({...})` on this optimizer."""
         found = []
         for site in self.context.index.calls:
