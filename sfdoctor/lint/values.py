@@ -299,23 +299,22 @@ class Evaluator:
             return [], False
         depth += 1
         found: list[tuple[cst.BaseExpression, Where]] = []
-        origins, complete = self.origins(node, where)
+        # the depth goes on through origins: a recursive helper would otherwise recurse without end
+        origins, complete = self.origins(node, where, depth)
         for origin, place in origins:
             if isinstance(origin, cst.Dict) or (
                 isinstance(origin, cst.Call) and self.index.qualname(origin.func) == "dict"
             ):
                 found.append((origin, place))
-            elif isinstance(origin, cst.Subscript):
-                # CONFIGS[name]: the matching value of the dict, any of them for an unknown key
-                key = subscript_key(origin)
+            elif isinstance(origin, cst.Subscript) and subscript_key(origin) is None:
+                # CONFIGS[flag]: any of the dict's values (origins already followed string keys)
                 outer, outer_complete = self.dict_literals(origin.value, place, depth)
                 complete &= outer_complete
                 for literal, literal_place in outer:
-                    for entry_key, value in _dict_entries(literal):
-                        if key is None or entry_key == key:
-                            inner, inner_complete = self.dict_literals(value, literal_place, depth)
-                            found += inner
-                            complete &= inner_complete
+                    for _, value in _dict_entries(literal):
+                        inner, inner_complete = self.dict_literals(value, literal_place, depth)
+                        found += inner
+                        complete &= inner_complete
             else:
                 complete = False
         return found, complete and bool(found)

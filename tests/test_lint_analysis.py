@@ -1,4 +1,4 @@
-"""Scheduler analysis edge cases, linted from source with the real engine."""
+"""Analysis edge cases (schedulers, value following), linted from source with the real engine."""
 
 from __future__ import annotations
 
@@ -54,3 +54,14 @@ def test_get_scheduler_reads_num_warmup_steps_by_position() -> None:
         without_warmup = get_scheduler("linear", opt, num_training_steps=1000)
         """
     ) == [("SF101", 8), ("SF102", 6), ("SF102", 7)]
+
+
+def test_a_recursive_helper_passing_a_sub_config_ends() -> None:
+    source = """\
+        def build(cfg, depth):
+            opt = schedulefree.AdamWScheduleFree([], lr=cfg["lr"])
+            if depth:
+                build(cfg["child"], depth - 1)
+            return opt
+        """
+    assert findings(source) == []
