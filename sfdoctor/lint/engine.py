@@ -10,6 +10,7 @@ import sys
 import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import libcst as cst
@@ -39,7 +40,9 @@ class Settings:
         ignored = max((len(p) for p in self.ignore if code.startswith(p)), default=-1)
         return selected > ignored
 
+    @cached_property
     def prefilter_pattern(self) -> re.Pattern[bytes]:
+        """Built once per run, not per file."""
         names = sorted({f.rsplit(".", 1)[-1] for f in self.factories})
         if not names:
             return PREFILTER
@@ -66,7 +69,7 @@ class LintResult:
 def lint_source(filename: str, data: bytes, settings: Settings) -> FileResult:
     """Lint one file's bytes. Never raises: a crashing rule becomes an internal error line."""
     result = FileResult(lines=data.count(b"\n"))
-    if settings.prefilter and not settings.prefilter_pattern().search(data):
+    if settings.prefilter and not settings.prefilter_pattern.search(data):
         return result
     result.analysed = True
     try:

@@ -1,3 +1,5 @@
+from collections.abc import Iterable
+
 import libcst as cst
 
 from ...findings import RuleInfo
@@ -73,24 +75,20 @@ class FreezeByZeroing(Rule):
         same_function = [c for c in self.context.index.calls if c.function is site.function]
         if not any(_method(c) == "backward" and c.order < site.order for c in same_function):
             return None
-        for later in same_function:
-            if later.order > site.order and _method(later) == "step":
-                optimizers = self.context.evaluator.optimizers(
-                    later.node.func.value, Where(later.statement, later.function)  # type: ignore[attr-defined]
-                )
-                if optimizers.sites:
-                    return optimizers
-        return None
+        return self._first_stepped(c for c in same_function if c.order > site.order)
 
     def _in_freeze_function(self, site: CallSite) -> Optimizers | None:
         """Zeroing inside a function named like freeze_*, in a file with a ScheduleFree optimizer."""
         if site.function is None or "freeze" not in site.function.name.lower():
             return None
-        for other in self.context.index.calls:
-            if _method(other) == "step":
-                optimizers = self.context.evaluator.optimizers(
-                    other.node.func.value, Where(other.statement, other.function)  # type: ignore[attr-defined]
-                )
+        return self._first_stepped(self.context.index.calls)
+
+    def _first_stepped(self, sites: Iterable[CallSite]) -> Optimizers | None:
+        """The ScheduleFree optimizers of the first `.step()` call among `sites` that steps one."""
+        for site in sites:
+            if _method(site) == "step":
+                receiver = site.node.func.value  # type: ignore[attr-defined]
+                optimizers = self.context.evaluator.optimizers(receiver, Where(site.statement, site.function))
                 if optimizers.sites:
                     return optimizers
         return None
