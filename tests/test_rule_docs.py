@@ -9,6 +9,7 @@ import pytest
 
 from sfdoctor.lint.dependencies import DEPENDENCY_RULES
 from sfdoctor.lint.engine import Settings, lint_source, rule_infos
+from sfdoctor.lint.fix import fixed_text
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 SECTIONS = ["What it does", "Why is this bad?", "Example", "Use instead", "Fix safety", "References"]
@@ -19,6 +20,7 @@ DEPENDENCY_CODES = {info.code for info in DEPENDENCY_RULES}
 LINT_DOCS = sorted(
     path for path in RULES_DIR.glob("SF*.md") if LINT_CODE.fullmatch(path.stem) and path.stem not in DEPENDENCY_CODES
 )
+FIX_LINE = re.compile(r"^\*\*Fix:\*\* (.*)$", re.MULTILINE)
 PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
@@ -63,6 +65,25 @@ def test_example_produces_the_rule(doc: Path) -> None:
 @pytest.mark.parametrize("doc", LINT_DOCS, ids=lambda path: path.stem)
 def test_use_instead_is_clean(doc: Path) -> None:
     assert findings(doc, "Use instead") == []
+
+
+@pytest.mark.parametrize("doc", LINT_DOCS, ids=lambda path: path.stem)
+def test_fix_line_tells_what_the_example_is_offered(doc: Path) -> None:
+    """`**Fix:** not available` <-> no fix on the Example; otherwise the line names each applicability
+    offered, and applying the fixes removes the finding."""
+    line = FIX_LINE.search(doc.read_text(encoding="utf-8")).group(1)
+    example = python_block(doc, "Example")
+    reported = [f for f in lint_source(doc.name, example.encode(), Settings()).findings if f.code == doc.stem]
+    offered = {f.fix.applicability for f in reported if f.fix is not None}
+    if line.startswith("not available"):
+        assert offered == set()
+        return
+    assert re.match(r"(safe|unsafe)\b", line), line
+    assert offered, f"{doc.name} says '{line}' but its Example is offered no fix"
+    assert all(re.search(rf"\b{applicability}\b", line) for applicability in offered), (line, offered)
+    fixed, applied, remaining, errors = fixed_text(doc.name, example, "utf-8", Settings(), lambda f: True)
+    assert not errors and applied
+    assert doc.stem not in [f.code for f in remaining], fixed
 
 
 @pytest.mark.parametrize("info", [*rule_infos(), *DEPENDENCY_RULES], ids=lambda info: info.code)

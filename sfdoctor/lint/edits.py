@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..findings import Edit, Fix
+from ..findings import Edit, Fix, Location
 from .rule import FileContext
 
 
@@ -30,3 +30,74 @@ def set_keyword(
     else:
         edit = Edit(f", {keyword}={value}", end, end)
     return Fix(f"add {keyword}={value}", applicability, (edit,))  # type: ignore[arg-type]
+
+
+def call_statement(context: FileContext, call: cst.Call) -> cst.SimpleStatementLine | None:
+    """The line that is nothing but this call (`scheduler.step()`), or None."""
+    statement = context.index.site_of[call].statement
+    if (
+        isinstance(statement, cst.SimpleStatementLine)
+        and len(statement.body) == 1
+        and isinstance(statement.body[0], cst.Expr)
+        and statement.body[0].value is call
+    ):
+        return statement
+    return None
+
+
+def indentation(context: FileContext, statement: cst.CSTNode) -> str | None:
+    """The whitespace before a statement that starts its line; None after `:` or `;` on one line."""
+    start = context.location(statement)[0]
+    prefix = context.lines[start.row - 1][: start.column - 1]
+    return prefix if not prefix.strip() else None
+
+
+def insert_before(context: FileContext, statement: cst.CSTNode, code: str) -> Edit | None:
+    """New lines `code` above the statement, at its indentation (comments above it stay above it)."""
+    indent = indentation(context, statement)
+    if indent is None:
+        return None
+    # at the start of the line, where an insertion after the previous statement goes too: two
+    # fixes inserting there clash, and the second is made again from the first one's result
+    line_start = Location(context.location(statement)[0].row, 1)
+    return Edit(f"{indent}{_indented(code, indent)}\n", line_start, line_start)
+
+
+def insert_after(context: FileContext, statement: cst.CSTNode, code: str) -> Edit | None:
+    """New lines `code` below the statement (below all of a compound statement's body)."""
+    indent = indentation(context, statement)
+    if indent is None:
+        return None
+    code = _indented(code, indent)
+    end = context.location(statement)[1]
+    last_line = context.lines[end.row - 1]
+    if last_line.rstrip("\r\n") == last_line:  # the file's last line, with no line break
+        after = Location(end.row, len(last_line) + 1)
+        return Edit(f"\n{indent}{code}", after, after)
+    next_line = Location(end.row + 1, 1)
+    return Edit(f"{indent}{code}\n", next_line, next_line)
+
+
+def _indented(code: str, indent: str) -> str:
+    """Every line of `code` after the first at `indent` (the first goes where the edit starts)."""
+    return code.replace("\n", f"\n{indent}")
+
+
+def remove_statements(context: FileContext, statements: list[cst.CSTNode]) -> tuple[Edit, ...]:
+    """Delete whole statement lines (a trailing comment goes with its line); a block left empty
+    keeps a `pass` in place of its first statement."""
+    removed = {id(statement) for statement in statements}
+    edits = []
+    for statement in statements:
+        start, end = context.location(statement)
+        body, _ = context.index.block.get(statement, ((), 0))
+        if body and body[0] is statement and all(id(s) in removed for s in body):
+            edits.append(Edit("pass", start, end))
+            continue
+        last_line = context.lines[end.row - 1]
+        line_end = len(last_line.rstrip("\r\n")) + 1
+        if line_end == len(last_line) + 1:  # the file's last line, with no line break
+            edits.append(Edit("", Location(start.row, 1), Location(end.row, line_end)))
+        else:
+            edits.append(Edit("", Location(start.row, 1), Location(end.row + 1, 1)))
+    return tuple(edits)

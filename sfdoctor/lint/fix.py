@@ -17,6 +17,7 @@ import libcst as cst
 
 from ..findings import Edit, Finding
 from .engine import Settings, lint_source
+from .rule import source_lines
 
 MAX_ROUNDS = 10  # a fix that keeps producing new fixes is a rule bug: stop instead of looping
 LINE_END = re.compile(r"\r\n|\r|\n")
@@ -35,7 +36,7 @@ class FileFix:
 
     def diff(self) -> str:
         lines = difflib.unified_diff(
-            _lines(self.original), _lines(self.fixed), f"a/{self.display}", f"b/{self.display}"
+            source_lines(self.original), source_lines(self.fixed), f"a/{self.display}", f"b/{self.display}"
         )
         return "".join(line if LINE_END.search(line[-1:]) else line + "\n" for line in lines)
 
@@ -122,11 +123,6 @@ def _key(finding: Finding) -> tuple:
 
 def _where(finding: Finding) -> str:
     return f"{finding.filename}:{finding.location.row}:{finding.location.column}"
-
-
-def _lines(text: str) -> list[str]:
-    """Lines with their own endings (str.splitlines also splits at form feeds and other characters)."""
-    return re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", text)
 
 
 def _spans(text: str, edits: tuple[Edit, ...]) -> list[tuple[int, int, str]] | None:

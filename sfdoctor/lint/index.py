@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
-from functools import cache
+from functools import cache, cached_property
 
 import libcst as cst
 
@@ -276,7 +276,7 @@ class ModuleIndex:
                     return found + own, True
             body, position = self.block.get(current, ((), 0))
             for earlier in reversed(body[:position]):
-                inside = [b for b in candidates if self._within(b.statement, earlier)]
+                inside = [b for b in candidates if self.within(b.statement, earlier)]
                 if not inside:
                     continue
                 if inside[-1].statement is earlier and not isinstance(earlier, COMPOUND):
@@ -285,8 +285,12 @@ class ModuleIndex:
             current = parent
         return found, False
 
-    def _within(self, statement: cst.CSTNode, ancestor: cst.CSTNode) -> bool:
+    def within(self, statement: cst.CSTNode, ancestor: cst.CSTNode) -> bool:
         return any(s is ancestor for s in self.enclosing_statements(statement))
+
+    @cached_property
+    def site_of(self) -> dict[cst.Call, CallSite]:
+        return {site.node: site for site in self.calls}
 
     def module_bindings(self, name: str) -> list[Binding]:
         return self.bindings.get((None, name), [])

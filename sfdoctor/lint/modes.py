@@ -103,6 +103,8 @@ class ModeAnalysis:
             if last_name(site.node.func) in SF_CLASSES or site.qualname in context.evaluator.factories
         }
         self.receivers: dict[cst.Call, tuple[Key, Optimizers]] = {}
+        # how the call names its optimizer: `optimizer` in optimizer.step() and in scaler.step(optimizer)
+        self.receiver_expressions: dict[cst.Call, cst.BaseExpression] = {}
         self.events: list[Event] = []
         self.call_states: dict[Function, list[tuple[Function | None, State]]] = {}
         self.later_call_states: dict[Function, list[tuple[Function | None, State]]] = {}
@@ -144,11 +146,14 @@ class ModeAnalysis:
             if not (isinstance(func, cst.Attribute) and func.attr.value in OPTIMIZER_METHODS):
                 continue
             where = Where(site.statement, site.function)
-            optimizers = evaluator.optimizers(func.value, where)
+            receiver = func.value
+            optimizers = evaluator.optimizers(receiver, where)
             if not optimizers.sites and func.attr.value == "step" and len(site.node.args) == 1:
-                optimizers = evaluator.optimizers(site.node.args[0].value, where)  # GradScaler.step(optimizer)
+                receiver = site.node.args[0].value  # GradScaler.step(optimizer)
+                optimizers = evaluator.optimizers(receiver, where)
             if optimizers.sites:
                 self.receivers[site.node] = (frozenset(s.call for s in optimizers.sites), optimizers)
+                self.receiver_expressions[site.node] = receiver
 
     def _tied_models(self, site: OptimizerSite) -> frozenset[str]:
         """The model expressions whose parameters the optimizer updates (`model`, `self.net`, ...)."""
@@ -215,7 +220,7 @@ class ModeAnalysis:
         if depth == 0 and memo in self._gathered:
             return self._gathered[memo]
         found: set[str] = set()
-        for text in _chains(node):
+        for text in chains(node):
             found.add(text)
             if depth >= MAX_GATHER_DEPTH:
                 continue
@@ -736,7 +741,7 @@ def _chain_nodes(node: cst.CSTNode, calls: bool = True) -> Iterator[cst.BaseExpr
         yield from _chain_nodes(child, calls)
 
 
-def _chains(node: cst.CSTNode) -> Iterator[str]:
+def chains(node: cst.CSTNode) -> Iterator[str]:
     for chain in _chain_nodes(node):
         yield dotted_name(chain)  # type: ignore[misc]
 
@@ -801,13 +806,15 @@ class ModeReport:
     node: cst.CSTNode
     possible: bool
     related: tuple[Related, ...]
+    keys: frozenset[Key]  # the optimizers in train mode there
+    models: frozenset[str]  # the model expressions the evaluation or save is about
 
 
 def mode_reports(context: FileContext, kind: str) -> list[ModeReport]:
     """Evaluations (kind "evaluate") or saves ("save") reached while a ScheduleFree optimizer is in
     train mode: one report per place the evaluation starts (`model.eval()`, `torch.no_grad()`, the call)."""
     analysis = context.analysis(mode_analysis)
-    regions: dict[cst.CSTNode, list[tuple[bool, Facts]]] = {}
+    regions: dict[cst.CSTNode, list[tuple[bool, Facts, Key, frozenset[str]]]] = {}
     for event in analysis.events_of(kind):
         if any(analysis.has_own_logic(callee, ("evaluate", "save")) for callee in event.callees):
             continue  # the helper is analysed on its own
@@ -817,15 +824,23 @@ def mode_reports(context: FileContext, kind: str) -> list[ModeReport]:
             facts = analysis.resolve(event, key)
             if "train" in kinds(facts) and settled(facts):
                 possible = not analysis.always(event, key, "train")
-                regions.setdefault(event.region or event.node, []).append((possible, facts))
+                regions.setdefault(event.region or event.node, []).append((possible, facts, key, event.models))
     reports = []
     for region, found in regions.items():
-        origins = {origin for _, facts in found for kind, origin in facts if kind == "train" and origin is not None}
+        origins = {origin for _, facts, _, _ in found for kind, origin in facts if kind == "train" and origin is not None}
         related = tuple(
             context.related("put in train mode here", origin)
             for origin in sorted(origins, key=lambda n: analysis.order.get(n, 0))[:2]
         )
-        reports.append(ModeReport(region, all(possible for possible, _ in found), related))
+        reports.append(
+            ModeReport(
+                region,
+                all(possible for possible, _, _, _ in found),
+                related,
+                frozenset(key for _, _, key, _ in found),
+                frozenset().union(*(models for _, _, _, models in found)),
+            )
+        )
     return reports
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from collections.abc import Callable
-from functools import cache
+from functools import cache, cached_property
 from typing import ClassVar, TypeVar
 
 import libcst as cst
@@ -16,6 +17,12 @@ from .index import ModuleIndex
 from .values import Evaluator
 
 T = TypeVar("T")
+LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+
+
+def source_lines(text: str) -> list[str]:
+    """Lines with their own endings (str.splitlines also splits at form feeds and other characters)."""
+    return LINE.findall(text)
 
 
 class FileContext:
@@ -29,6 +36,11 @@ class FileContext:
         self.findings: list[Finding] = []
         self._analyses: dict[Callable, object] = {}
         self._positions: dict[cst.CSTNode, CodeRange] | None = None
+
+    @cached_property
+    def lines(self) -> list[str]:
+        """The source lines with their endings, for the indentation a fix repeats."""
+        return source_lines(self.module.code)
 
     def analysis(self, build: Callable[[FileContext], T]) -> T:
         """A shared analysis (e.g. all schedulers of the file), computed once per file."""

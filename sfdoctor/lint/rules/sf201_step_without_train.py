@@ -1,4 +1,5 @@
 from ...findings import RuleInfo
+from ..mode_fixes import train_before_loop
 from ..modes import kinds, mode_analysis, settled
 from ..rule import Rule
 
@@ -40,13 +41,15 @@ class StepWithoutTrain(Rule):
                     reasons.append(f"{index.code(origin.func)}() on line {line}{how}")
                     related.append(self.context.related("put in eval mode here", origin))
             always = analysis.always(event, event.key, "eval")
-            possible = not always or not optimizers.certain or len(sites) < len(event.key)
+            # train() on an optimizer that may not be ScheduleFree could raise: no fix then
+            known_optimizer = optimizers.certain and len(sites) == len(event.key)
             self.report(
                 event.node,
                 f"{index.code(event.node.func)}() while the optimizer {'is' if always else 'may be'} in eval mode: "
                 f"{'; '.join(reasons)}, with no .train() in between; step() raises "
                 "\"Optimizer was not in train mode\"",
-                possible=possible,
+                possible=not (always and known_optimizer),
                 related=tuple(related),
                 notes=("call optimizer.train() next to model.train(), before the forward pass",),
+                fix=train_before_loop(self.context, event.node, facts) if known_optimizer else None,
             )

@@ -1,4 +1,5 @@
 from ...findings import RuleInfo
+from ..mode_fixes import eval_around
 from ..modes import mode_reports
 from ..rule import Rule
 
@@ -19,5 +20,6 @@ class EvaluateWithoutEval(Rule):
                 "not the averaged weights x, so the metrics are worse than the model you will ship",
                 possible=report.possible,
                 related=report.related,
+                fix=eval_around(self.context, report),
                 notes=("call optimizer.eval() before evaluating and optimizer.train() after",),
             )

@@ -1,4 +1,5 @@
 from ...findings import RuleInfo
+from ..mode_fixes import eval_around
 from ..modes import mode_reports
 from ..rule import Rule
 
@@ -19,5 +20,6 @@ class SaveInTrainMode(Rule):
                 "point, not the averaged weights x that ScheduleFree evaluates",
                 possible=report.possible,
                 related=report.related,
+                fix=eval_around(self.context, report),
                 notes=("call optimizer.eval() before saving (and optimizer.train() before training on)",),
             )

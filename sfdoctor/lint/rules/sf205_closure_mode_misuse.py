@@ -1,6 +1,7 @@
 import libcst as cst
 
-from ...findings import Edit, Fix, Location, RuleInfo
+from ...findings import Fix, RuleInfo
+from ..edits import call_statement, remove_statements
 from ..modes import mode_analysis
 from ..rule import Rule
 
@@ -46,20 +47,8 @@ class ClosureModeMisuse(Rule):
                 )
 
     def _removal(self, call: cst.Call) -> Fix | None:
-        """Delete `optimizer.train()` where it is a statement of its own (`pass` if it is a block's only one)."""
-        index = self.context.index
-        statement = next(site.statement for site in index.calls if site.node is call)
-        if not (
-            isinstance(statement, cst.SimpleStatementLine)
-            and len(statement.body) == 1
-            and isinstance(statement.body[0], cst.Expr)
-            and statement.body[0].value is call
-        ):
+        """Delete `optimizer.train()` where it is a statement of its own."""
+        statement = call_statement(self.context, call)
+        if statement is None:
             return None
-        start, end = self.context.location(statement)
-        body, _ = index.block.get(statement, ((), 0))
-        if len(body) == 1:
-            edit = Edit("pass", start, self.context.location(statement.body[0])[1])
-        else:
-            edit = Edit("", Location(start.row, 1), Location(end.row + 1, 1))
-        return Fix(f"remove {index.code(call)}", "safe", (edit,))
+        return Fix(f"remove {self.context.index.code(call)}", "safe", remove_statements(self.context, [statement]))
