@@ -235,3 +235,28 @@ def test_fixes_that_never_settle_stop_and_write_nothing(test_rule) -> None:
     assert result.exit_code == 2
     assert f"fixes did not settle after {fix_module.MAX_ROUNDS} rounds" in result.stderr
     assert Path("train.py").read_text(encoding="utf-8") == source
+
+
+SAVE_AT_END = """\
+import torch
+import schedulefree
+
+def main():
+\tmodel = torch.nn.Linear(4, 2)
+\toptimizer = schedulefree.SGDScheduleFree(model.parameters(), lr=0.1)
+\toptimizer.train()
+\tfor _ in range(3):
+\t\tmodel(torch.randn(8, 4)).sum().backward()
+\t\toptimizer.step()
+\ttorch.save(model.state_dict(), "model.pt")"""
+
+
+def test_inserted_lines_take_the_files_indentation_and_line_endings_without_a_final_newline() -> None:
+    """SF203's fix adds a line above and below the last line of a tab-indented CRLF file that does
+    not end in a line break."""
+    Path("train.py").write_bytes(SAVE_AT_END.replace("\n", "\r\n").encode())
+    assert codes("train.py") == ["SF203"]
+    lint("--fix", "--unsafe-fixes", "train.py")
+    expected = SAVE_AT_END.replace("\ttorch.save", "\toptimizer.eval()\n\ttorch.save") + "\n\toptimizer.train()"
+    assert Path("train.py").read_bytes() == expected.replace("\n", "\r\n").encode()
+    assert codes("train.py") == []
