@@ -112,17 +112,16 @@ def print_statistics(findings: Sequence[Finding], console: Console) -> None:
         console.print(f"{count:>5}  {code}  {marker} {names[code]}", highlight=False)
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def summary_line(findings: Sequence[Finding], files_checked: int) -> str:
     if not findings:
-        return f"All checks passed! ({files_checked} files checked)"
+        return f"All checks passed! ({plural(files_checked, 'file')} checked)"
     severities = Counter(f.severity for f in findings)
-    parts = [
-        f"{severities[s]} {s}{'s' if severities[s] != 1 else ''}"
-        for s in ("error", "warning")
-        if severities[s]
-    ]
-    plural = "s" if len(findings) != 1 else ""
-    return f"Found {len(findings)} finding{plural} ({', '.join(parts)}) in {files_checked} files checked."
+    parts = [plural(severities[s], s) for s in ("error", "warning") if severities[s]]
+    return f"Found {plural(len(findings), 'finding')} ({', '.join(parts)}) in {plural(files_checked, 'file')} checked."
 
 
 def repository_root() -> Path:

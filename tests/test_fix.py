@@ -58,7 +58,7 @@ def test_fix_applies_safe_fixes_and_a_second_run_changes_nothing() -> None:
     assert result.exit_code == 0, result.output
     assert Path("train.py").read_text(encoding="utf-8") == CLOSURE_FIXED
     cst.parse_module(CLOSURE_FIXED)
-    assert "Fixed 2 findings in 1 files." in result.stdout
+    assert "Fixed 2 findings in 1 file." in result.stdout
     assert "2 × SF205 (closure-mode-misuse)" in result.stdout
     assert codes("train.py") == []
     before = os.stat("train.py").st_mtime_ns
@@ -83,7 +83,7 @@ def test_diff_prints_the_change_and_writes_nothing() -> None:
     assert result.exit_code == 1
     assert result.stdout.startswith("--- a/train.py\n+++ b/train.py\n@@ ")
     assert "-optimizer.train()\n" in result.stdout and "-    optimizer.eval()\n+    pass\n" in result.stdout
-    assert "Would fix 2 findings in 1 files." in result.stderr
+    assert "Would fix 2 findings in 1 file." in result.stderr
     assert Path("train.py").read_text(encoding="utf-8") == CLOSURE
     Path("clean.py").write_text(CLOSURE_FIXED, encoding="utf-8")
     clean = lint("--diff", "clean.py")

@@ -58,7 +58,7 @@ def test_full_format_has_location_line_code_frame_related_and_summary() -> None:
     assert frame, result.stdout  # the reported line with its number
     assert any("model = torch.nn.Linear(4, 2)" in line for line in lines[1:4])  # context above it
     assert "optimizer created here at train.py:5" in result.stdout
-    assert lines[-1] == "Found 1 finding (1 error) in 1 files checked."
+    assert lines[-1] == "Found 1 finding (1 error) in 1 file checked."
 
 
 def test_concise_format_is_one_line_per_finding_and_summary() -> None:
@@ -66,11 +66,11 @@ def test_concise_format_is_one_line_per_finding_and_summary() -> None:
     result = lint("--output-format", "concise", "a.py")
     lines = result.stdout.splitlines()
     assert result.exit_code == 1
-    assert [re.match(r"a\.py:(\d+):\d+: (SF\d+) \[error\] ", line).groups() for line in lines[:-1]] == [
+    assert [re.match(r"a\.py:(\d+):\d+: (SF\d+) \[error\] ", line).groups() for line in lines[:2]] == [
         ("5", "SF110"),
         ("7", "SF301"),
     ]
-    assert lines[-1] == "Found 2 findings (2 errors) in 1 files checked."
+    assert lines[2:] == ["Found 2 findings (2 errors) in 1 file checked.", "1 more fixable with --fix --unsafe-fixes."]
 
 
 def test_json_format_has_ruff_compatible_keys_and_one_based_positions() -> None:
@@ -150,7 +150,7 @@ def test_select_with_no_findings_exits_zero() -> None:
     write("a.py", TWO_RULES)
     result = lint("--select", "SF4", "a.py")
     assert result.exit_code == 0
-    assert result.stdout.strip() == "All checks passed! (1 files checked)"
+    assert result.stdout.strip() == "All checks passed! (1 file checked)"
 
 
 def test_unknown_rule_in_select_is_a_usage_error() -> None:
@@ -166,8 +166,8 @@ def test_statistics_counts_findings_per_rule() -> None:
     result = lint("--statistics", "a.py", "b.py")
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
-    assert re.fullmatch(r"\s*2\s+SF110\s+zero-lr", lines[0])
-    assert re.fullmatch(r"\s*1\s+SF301\s+freeze-by-zero-lr", lines[1])
+    assert re.fullmatch(r"\s*2  SF110    zero-lr", lines[0])
+    assert re.fullmatch(r"\s*1  SF301  \* freeze-by-zero-lr", lines[1])  # `*`: fixable
     assert "b.py:" not in result.stdout  # counts, not findings
 
 
@@ -192,7 +192,7 @@ def test_clean_file_exits_zero() -> None:
     write("clean.py", CLEAN)
     result = lint("clean.py")
     assert result.exit_code == 0
-    assert result.stdout.strip() == "All checks passed! (1 files checked)"
+    assert result.stdout.strip() == "All checks passed! (1 file checked)"
 
 
 def test_missing_path_is_a_one_line_error() -> None:
@@ -298,7 +298,7 @@ def test_empty_file_is_clean() -> None:
     write("empty.py", "")
     result = lint("empty.py")
     assert result.exit_code == 0
-    assert result.stdout.strip() == "All checks passed! (1 files checked)"
+    assert result.stdout.strip() == "All checks passed! (1 file checked)"
 
 
 def test_directory_without_python_files_is_clean(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from ..findings import Finding
 from ..output import (
     FORMATS,
     make_console,
+    plural,
     print_concise,
     print_full,
     print_github,
@@ -293,7 +294,7 @@ def _print_fixed(fixes: list[FileFix], show_fixes: bool, console: Console) -> No
     total = sum(len(outcome.applied) for outcome in applied)
     if not total:
         return
-    console.print(f"Fixed {total} finding{'s' if total != 1 else ''} in {len(applied)} files.", markup=False)
+    console.print(f"Fixed {plural(total, 'finding')} in {plural(len(applied), 'file')}.", markup=False)
     if not show_fixes:
         return
     for outcome in applied:
@@ -308,8 +309,9 @@ def _print_diffs(fixes: list[FileFix], errors: list[str]) -> int:
     changed = [outcome for outcome in fixes if outcome.fixed != outcome.original]
     for outcome in changed:
         sys.stdout.write(outcome.diff())
+    sys.stdout.flush()  # the diff before the count on standard error, where both go to one terminal
     total = sum(len(outcome.applied) for outcome in changed)
-    click.echo(f"Would fix {total} finding{'s' if total != 1 else ''} in {len(changed)} files.", err=True)
+    click.echo(f"Would fix {plural(total, 'finding')} in {plural(len(changed), 'file')}.", err=True)
     for error in errors:
         click.echo(f"sfdoctor: error: {error}", err=True)
     return 2 if errors else 1 if changed else 0

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..findings import Finding
-from ..output import print_full
+from ..output import plural, print_full
 from .diagnose import Crash
 from .frames import display_path, traceback_frames
 from .record import STEP_FIELDS, GroupTrace
@@ -168,12 +168,8 @@ def _summary(findings: list[Finding]) -> str:
     if not findings:
         return "[bold green]No problems found.[/]"
     errors = sum(1 for f in findings if f.severity == "error")
-    return (f"Found {_plural(len(findings), 'replay finding')} ({_plural(errors, 'error')}, "
-            f"{_plural(len(findings) - errors, 'warning')}).")
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+    return (f"Found {plural(len(findings), 'replay finding')} ({plural(errors, 'error')}, "
+            f"{plural(len(findings) - errors, 'warning')}).")
 
 
 # -- files ---------------------------------------------------------------------------------------
