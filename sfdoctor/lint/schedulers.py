@@ -8,10 +8,12 @@ from itertools import pairwise
 
 import libcst as cst
 
-from .index import CallSite
+from ..findings import Fix
+from .edits import call_statement, remove_statements, set_keyword
+from .index import CallSite, Function, dotted_name
 from .rule import FileContext
 from .schedules import schedule_functions
-from .values import Evaluator, Optimizers, Values, Where, last_name
+from .values import SIGNATURES, Evaluator, Optimizers, OptimizerSite, Values, Where, last_name
 
 TORCH_PREFIX = "torch.optim.lr_scheduler."
 # optimizer position, by scheduler family
@@ -278,3 +280,182 @@ def _steps_neutralised(context: FileContext, site: CallSite) -> bool:
         if any(SF_TEST.search(index.code(d)) for d in definitions):
             return True
     return False
+
+
+def removal_fix(context: FileContext, scheduler: Scheduler) -> Fix | None:
+    """SF102/SF104's fix: delete the scheduler's assignment, its named members' and its `.step()`
+    lines, and pass `warmup_steps=N` to the optimizer where it has none. None unless the scheduler
+    (and each member) is a plain `name = ...` / `self.name = ...` used nowhere else, on one
+    optimizer, and N is known where it must be added."""
+    if len({id(site.call) for site in scheduler.optimizers.sites}) != 1:  # a ChainedScheduler lists it per member
+        return None
+    optimizer = scheduler.optimizers.sites[0]
+    removed: list[cst.CSTNode] = []
+    steps: list[cst.CSTNode] = []
+    identifiers = []
+    for call in (scheduler.site.node, *scheduler.members):
+        site = context.index.site_of[call]
+        if any(statement is site.statement for statement in removed):
+            continue  # written inside the combiner's list (or listed twice): already goes
+        target = _assigned_target(site)
+        if target is None:
+            return None
+        own_steps = _step_statements(context, target, site.function)
+        removed += [site.statement, *own_steps]
+        steps += own_steps
+        identifiers.append(target.value if isinstance(target, cst.Name) else target.attr.value)
+    if any(s is optimizer.where.statement for s in removed) or any(
+        _used_elsewhere(context, identifier, removed) for identifier in identifiers
+    ):
+        return None
+    edits = remove_statements(context, removed)
+    message = f"remove {scheduler.kind} and its .step() calls"
+    existing = optimizer.argument("warmup_steps")
+    if existing is not None:
+        # the optimizer already warms up (SF104): keep its warmup_steps as they are
+        if not context.evaluator.values(existing, optimizer.where).triggers(lambda v: v >= 1)[1]:
+            return None
+        return Fix(message, "unsafe", edits)
+    call = optimizer.call
+    if (
+        "warmup_steps" not in SIGNATURES.get(optimizer.class_name, ())  # RAdam, the wrappers, factories
+        or not call.args
+        or any(arg.star for arg in call.args)  # **kwargs may hold warmup_steps already
+        or not all(_steps_with_optimizer(context, statement, optimizer) for statement in steps)
+    ):
+        return None
+    value = _warmup_expression(context, scheduler, optimizer)
+    if value is None:
+        return None
+    added = set_keyword(context, call, "warmup_steps", value, None, "unsafe")
+    return Fix(f"{message}, pass warmup_steps={value} to {optimizer.class_name}(...)", "unsafe", edits + added.edits)
+
+
+def _assigned_target(site: CallSite) -> cst.Name | cst.Attribute | None:
+    """`name` or `self.name` where the call's statement is only `name = call`."""
+    statement = site.statement
+    if not (
+        isinstance(statement, cst.SimpleStatementLine)
+        and len(statement.body) == 1
+        and isinstance(statement.body[0], cst.Assign)
+        and len(statement.body[0].targets) == 1
+        and statement.body[0].value is site.node
+    ):
+        return None
+    target = statement.body[0].targets[0].target
+    if isinstance(target, cst.Name):
+        return target
+    is_self = isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) and target.value.value == "self"
+    return target if is_self and site.function is not None else None  # type: ignore[return-value]
+
+
+def _step_statements(
+    context: FileContext, target: cst.Name | cst.Attribute, function: Function | None
+) -> list[cst.CSTNode]:
+    """The `target.step()` lines: in the assigning function for a name, in its class for `self.name`."""
+    found: list[cst.CSTNode] = []
+    for site in context.index.calls:
+        func = site.node.func
+        if not (
+            isinstance(func, cst.Attribute)
+            and func.attr.value == "step"
+            and not site.node.args  # step(epoch) counts epochs: a reference the fix does not remove
+            and dotted_name(func.value) == dotted_name(target)
+        ):
+            continue
+        if isinstance(target, cst.Name):
+            same_scope = site.function is function
+        else:
+            same_scope = site.function is not None and function is not None and site.function.class_name == function.class_name
+        statement = call_statement(context, site.node) if same_scope else None
+        if statement is not None:
+            found.append(statement)
+    return found
+
+
+def _used_elsewhere(context: FileContext, identifier: str, removed: list[cst.CSTNode]) -> bool:
+    """Whether the identifier occurs anywhere in the file (as a name, an attribute, a keyword, a
+    string) outside the removed statements: any other use (get_last_lr(), state_dict(),
+    prepare(...), a test, a return) would break once the scheduler is gone."""
+    skipped = {id(statement) for statement in removed}
+    pending: list[cst.CSTNode] = [context.module]
+    while pending:
+        node = pending.pop()
+        if id(node) in skipped:
+            continue
+        if (isinstance(node, cst.Name) and node.value == identifier) or (
+            isinstance(node, cst.SimpleString) and node.evaluated_value == identifier
+        ):
+            return True
+        pending.extend(node.children)
+    return False
+
+
+def _steps_with_optimizer(context: FileContext, statement: cst.CSTNode, optimizer: OptimizerSite) -> bool:
+    """The scheduler's step() sits in the block that steps the optimizer (`optimizer.step()`,
+    `scaler.step(optimizer)`), so its warm-up counts optimizer steps, not epochs."""
+    block = context.index.block.get(statement, ((), 0))[0]
+    for site in context.index.calls:
+        func = site.node.func
+        if not (isinstance(func, cst.Attribute) and func.attr.value == "step"):
+            continue
+        if context.index.block.get(site.statement, ((), 0))[0] is not block:
+            continue
+        where = Where(site.statement, site.function)
+        for node in (func.value, *(arg.value for arg in site.node.args)):
+            if any(s.call is optimizer.call for s in context.evaluator.optimizers(node, where).sites):
+                return True
+    return False
+
+
+def _warmup_expression(context: FileContext, scheduler: Scheduler, optimizer: OptimizerSite) -> str | None:
+    """N for `warmup_steps=N`: the one name or attribute in the warm-up's construction (an argument,
+    a name its lambda reads) that holds N and is bound at the optimizer's construction, so that a
+    CLI flag keeps working; else the integer."""
+    steps = scheduler.warmup_length
+    if type(steps) is not int or steps < 1:
+        return None
+    evaluator = context.evaluator
+    leading = scheduler.members[0] if scheduler.members else scheduler.site.node
+    site = context.index.site_of[leading]
+    sources: list[cst.CSTNode] = [arg.value for arg in leading.args]
+    parameters = set()
+    if last_name(leading.func) == "LambdaLR":
+        schedule = evaluator.argument(leading, "lr_lambda", 1)
+        functions = schedule_functions(evaluator, schedule, Where(site.statement, site.function)) if schedule else []
+        sources += [f.node.body for f in functions]
+        parameters = {f.step_name for f in functions}
+    found = set()
+    for node in _names(sources):
+        if isinstance(node, cst.Name) and node.value in parameters:
+            continue
+        value = evaluator.values(node, optimizer.where).single
+        if type(value) is int and value == steps and _bound_at(context, node, optimizer.where):
+            found.add(context.index.code(node))
+    return found.pop() if len(found) == 1 else str(steps)
+
+
+def _names(nodes: list[cst.CSTNode]) -> list[cst.BaseExpression]:
+    """The names and attribute chains (`args.warmup`) in the nodes."""
+    found: list[cst.BaseExpression] = []
+    pending = list(nodes)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (cst.Name, cst.Attribute)) and dotted_name(node) is not None:
+            found.append(node)
+        elif isinstance(node, cst.Attribute):
+            pending.append(node.value)  # `f().warmup`: `warmup` alone is no name
+        else:
+            pending.extend(node.children)
+    return found
+
+
+def _bound_at(context: FileContext, node: cst.BaseExpression, where: Where) -> bool:
+    """A name assigned in the optimizer's own scope must be assigned before the optimizer's construction."""
+    root = node
+    while isinstance(root, cst.Attribute):
+        root = root.value
+    assert isinstance(root, cst.Name)
+    if (where.function, root.value) not in context.index.bindings:
+        return True  # a parameter, or a name of an enclosing scope: its value was checked
+    return context.index.reaching_bindings(root.value, where.statement, where.function)[1]

@@ -1,6 +1,6 @@
 from ...findings import RuleInfo
 from ..rule import Rule
-from ..schedulers import schedulers
+from ..schedulers import removal_fix, schedulers
 
 
 class SchedulerStartsAtZero(Rule):
@@ -17,16 +17,18 @@ class SchedulerStartsAtZero(Rule):
                 continue
             optimizer = scheduler.optimizers.sites[0]
             steps = str(scheduler.warmup_length) if scheduler.warmup_length else "N"
+            possible = not (scheduler.starts_at_zero.certain and scheduler.certain)
             self.report(
                 scheduler.site.node,
                 f"{scheduler.kind} starts at factor 0: its constructor already set lr to 0 before the first step, "
                 "so commenting out scheduler.step() does not help; with lr 0 weight_sum stays 0 and "
                 "ckp1 = weight/weight_sum is 0/0 (ZeroDivisionError in schedulefree < 1.2.2, 1.2.3 and "
                 "ScheduleFreeWrapper, no learning elsewhere)",
-                possible=not (scheduler.starts_at_zero.certain and scheduler.certain),
+                possible=possible,
                 related=(self.context.related("optimizer created here", optimizer.call),),
                 notes=(
                     f"remove the scheduler and its .step() calls and pass warmup_steps={steps} to "
                     f"{optimizer.class_name}(...)",
                 ),
+                fix=None if possible else removal_fix(self.context, scheduler),
             )

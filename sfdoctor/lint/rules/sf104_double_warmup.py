@@ -1,6 +1,6 @@
 from ...findings import RuleInfo
 from ..rule import Rule
-from ..schedulers import schedulers
+from ..schedulers import removal_fix, schedulers
 
 
 def _positive(value: object) -> bool:
@@ -22,12 +22,14 @@ class DoubleWarmup(Rule):
                     continue
                 fires, certain = self.context.evaluator.values(warmup, construction.where).triggers(_positive)
                 if fires:
+                    possible = not (certain and scheduler.warms_up.certain and scheduler.certain)
                     self.report(
                         scheduler.site.node,
                         f"{scheduler.kind} warms up on top of {construction.class_name}'s own warmup_steps: "
                         "the two ramps multiply into a longer, lower warm-up than either",
-                        possible=not (certain and scheduler.warms_up.certain and scheduler.certain),
+                        possible=possible,
                         related=(self.context.related("warmup_steps given here", warmup),),
                         notes=("keep only warmup_steps on the optimizer",),
+                        fix=None if possible else removal_fix(self.context, scheduler),
                     )
                     break
