@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import libcst as cst
+import libcst.matchers as m
 
 from ..findings import Edit, Fix, Location
 from .rule import FileContext
@@ -30,6 +31,16 @@ def set_keyword(
     else:
         edit = Edit(f", {keyword}={value}", end, end)
     return Fix(f"add {keyword}={value}", applicability, (edit,))  # type: ignore[arg-type]
+
+
+def freeze_code(context: FileContext, params: cst.BaseExpression) -> tuple[str, str]:
+    """(a line that freezes the parameters `params` gives, what it names): `module.requires_grad_(False)`
+    for `module.parameters()`, else a loop over them."""
+    if m.matches(params, m.Call(func=m.Attribute(attr=m.Name("parameters")), args=[])):
+        module = context.index.code(params.func.value)  # type: ignore[attr-defined]
+        return f"{module}.requires_grad_(False)", module
+    listed = context.index.code(params)
+    return f"for parameter in {listed}: parameter.requires_grad_(False)", listed
 
 
 def call_statement(context: FileContext, call: cst.Call) -> cst.SimpleStatementLine | None:

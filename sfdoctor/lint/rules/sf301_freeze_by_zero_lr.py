@@ -1,8 +1,10 @@
 import libcst as cst
+import libcst.matchers as m
 
-from ...findings import RuleInfo
+from ...findings import Edit, Fix, Location, RuleInfo
 from ..constructions import constructions, describe, dict_value, group_writes, is_zero, param_group_dicts
-from ..rule import Rule
+from ..edits import freeze_code, insert_before
+from ..rule import FileContext, Rule
 from ..values import OptimizerSite, Where
 
 WHY = (
@@ -36,6 +38,7 @@ class FreezeByZeroLr(Rule):
                         possible=not certain,
                         related=(self.context.related("optimizer created here", construction.call),),
                         notes=(FIX,),
+                        fix=self._freeze(construction, group) if certain else None,
                     )
         for write in group_writes(self.context, "lr"):
             if write.every_group:
@@ -64,3 +67,70 @@ class FreezeByZeroLr(Rule):
                     if isinstance(origin, cst.Dict):
                         found.append((origin, place, False))
         return found
+
+    def _freeze(self, construction: OptimizerSite, group: cst.Dict) -> Fix | None:
+        """Take the group out of the list literal given to the optimizer and freeze its params with
+        requires_grad_(False) above the statement that builds the list (where params was evaluated)."""
+        params = dict_value(group, "params")
+        holder = self._params_list(construction)
+        if params is None or holder is None:
+            return None
+        # a later write to some group's lr may unfreeze this one, or counts on the groups' positions
+        writes = group_writes(self.context, "lr")
+        if any(site.call is construction.call for write in writes for site in write.optimizers.sites):
+            return None
+        elements, statement = holder
+        position = next((i for i, e in enumerate(elements) if e.value is group), None)
+        if position is None or len(elements) < 2:
+            return None
+        freeze, what = freeze_code(self.context, params)
+        insertion = insert_before(self.context, statement, freeze)
+        if insertion is None:
+            return None
+        removal = _remove_element(self.context, elements, position)
+        message = f"freeze {what} with requires_grad_(False) and drop its param group"
+        return Fix(message, "unsafe", (insertion, removal))
+
+    def _params_list(
+        self, construction: OptimizerSite
+    ) -> tuple[tuple[cst.BaseElement, ...], cst.CSTNode] | None:
+        """The elements of the list literal passed as params, directly or through a name bound once and
+        used only there, and the statement that builds it, where the list (or the optimizer call) is
+        that statement's whole value: not under a one-line `if`, in `x if c else y` or a lambda."""
+        params = construction.argument("params")
+        if isinstance(params, cst.List):
+            elements, statement, value = params.elements, construction.where.statement, construction.call
+        elif isinstance(params, cst.Name):
+            function = construction.where.function
+            bindings = self.context.index.bindings.get((function, params.value), [])
+            scope = function.node if function else self.context.module
+            binding = bindings[0] if len(bindings) == 1 else None
+            # bound once and read only by the optimizer: dropping a group changes nothing else
+            if binding is None or not isinstance(binding.value, cst.List) or _mentions(scope, params.value) != 2:
+                return None
+            elements, statement, value = binding.value.elements, binding.statement, binding.value
+        else:
+            return None
+        if isinstance(statement, cst.SimpleStatementLine) and any(
+            getattr(small, "value", None) is value for small in statement.body
+        ):
+            return elements, statement
+        return None
+
+
+def _mentions(scope: cst.CSTNode, name: str) -> int:
+    """How often `name` is written in `scope`, attribute names (`optimizer.param_groups`) aside."""
+    return len(m.findall(scope, m.Name(name))) - len(m.findall(scope, m.Attribute(attr=m.Name(name))))
+
+
+def _remove_element(context: FileContext, elements: tuple[cst.BaseElement, ...], position: int) -> Edit:
+    """Delete a list element with its comma: its whole lines when it has lines of its own (one element
+    per line), else the text up to the next element, or from the previous one for the last."""
+    start, end = context.location(elements[position])
+    before = context.lines[start.row - 1][: start.column - 1]
+    after = context.lines[end.row - 1][end.column - 1 :].strip().removeprefix(",").strip()
+    if not before.strip() and (not after or after.startswith("#")):
+        return Edit("", Location(start.row, 1), Location(end.row + 1, 1))
+    if position + 1 < len(elements):
+        return Edit("", start, context.location(elements[position + 1])[0])
+    return Edit("", context.location(elements[position - 1])[1], end)

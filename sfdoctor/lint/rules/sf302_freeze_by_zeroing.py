@@ -2,9 +2,10 @@ from collections.abc import Iterable
 
 import libcst as cst
 
-from ...findings import RuleInfo
+from ...findings import Edit, Fix, RuleInfo
 from ..constructions import is_zero
-from ..index import CallSite
+from ..edits import freeze_code, insert_before, remove_statements
+from ..index import Binding, CallSite, dotted_name
 from ..rule import Rule
 from ..values import Optimizers, Where
 
@@ -43,6 +44,8 @@ class FreezeByZeroing(Rule):
                 possible=not optimizers.certain,
                 related=(self.context.related("optimizer created here", optimizers.sites[0].call),),
                 notes=("freeze with p.requires_grad_(False) (or set p.grad = None), or leave them out of the optimizer",),
+                # no fix for weights: keeping them at zero and keeping their old values need different code
+                fix=self._drop_gradient(site, optimizers) if what == "gradients" and optimizers.certain else None,
             )
 
     def _zeroing(self, site: CallSite) -> str | None:
@@ -69,6 +72,75 @@ class FreezeByZeroing(Rule):
                     if any(_tensor_kind(t.target) == "gradients" for t in small.targets):
                         return "gradients"
         return None
+
+    def _drop_gradient(self, site: CallSite, optimizers: Optimizers) -> Fix | None:
+        """`p.grad.zero_()` (or `p.grad = torch.zeros_like(p)`), a statement of its own on a loop variable
+        `p` over known parameters -> `p.grad = None`, which step() skips. Not requires_grad_(False): that
+        would freeze p in every later step too, also where the zeroing is conditional (the first N steps)."""
+        statement = site.statement
+        if not isinstance(statement, cst.SimpleStatementLine):
+            return None
+        small = next((s for s in statement.body if getattr(s, "value", None) is site.node), None)
+        if isinstance(small, cst.Expr):
+            gradient = site.node.func.value  # type: ignore[attr-defined]
+        elif isinstance(small, cst.Assign) and len(small.targets) == 1:
+            gradient = small.targets[0].target
+        else:
+            return None
+        if isinstance(gradient, cst.Attribute) and gradient.attr.value == "data":
+            gradient = gradient.value
+        if not (
+            isinstance(gradient, cst.Attribute)
+            and gradient.attr.value == "grad"
+            and isinstance(gradient.value, cst.Name)
+        ):
+            return None
+        name = gradient.value.value
+        bindings, certain = self.context.index.reaching_bindings(name, statement, site.function)
+        if not (certain and len(bindings) == 1 and bindings[0].loop_item):
+            return None
+        hoisted = self._freeze_before_optimizer(bindings[0], statement, optimizers)
+        if hoisted is not None:
+            return hoisted
+        start, end = self.context.location(small)
+        edit = Edit(f"{name}.grad = None", start, end)
+        return Fix(f"replace with {name}.grad = None (step() skips it)", "unsafe", (edit,))
+
+    def _freeze_before_optimizer(self, binding: Binding, zeroing: cst.CSTNode, optimizers: Optimizers) -> Fix | None:
+        """A loop that does nothing but zero the gradients of known parameters, on every iteration of
+        the training loop, is a freeze for the whole run: freeze them with requires_grad_(False) where
+        the optimizer is built (backward() then skips them) and drop the loop."""
+        index = self.context.index
+        loop, parameters = binding.statement, binding.value
+        training_loop = index.parent_statement.get(loop)
+        if not (
+            isinstance(loop, cst.For)
+            and loop.orelse is None
+            and isinstance(loop.body, cst.IndentedBlock)
+            and list(loop.body.body) == [zeroing]
+            and isinstance(training_loop, (cst.For, cst.While))
+            and isinstance(training_loop.body, cst.IndentedBlock)
+            and any(s is loop for s in training_loop.body.body)  # not under an `if` or in the `else:`
+            and len(optimizers.sites) == 1
+            and isinstance(parameters, cst.BaseExpression)
+        ):
+            return None
+        optimizer = optimizers.sites[0].where
+        function = index.function_of(loop)
+        if optimizer.function is not function or index.within(optimizer.statement, training_loop):
+            return None
+        chain = parameters.func.value if isinstance(parameters, cst.Call) and isinstance(parameters.func, cst.Attribute) else parameters
+        root = (dotted_name(chain) or "").split(".")[0]
+        if not root or index.reaching_bindings(root, optimizer.statement, function)[0] != index.reaching_bindings(
+            root, loop, function
+        )[0]:
+            return None  # the parameters must be the same objects where the optimizer is built
+        freeze, what = freeze_code(self.context, parameters)
+        insertion = insert_before(self.context, optimizer.statement, freeze)
+        if insertion is None:
+            return None
+        edits = (insertion, *remove_statements(self.context, [loop]))
+        return Fix(f"freeze {what} with requires_grad_(False) where the optimizer is built", "unsafe", edits)
 
     def _stepped_after_backward(self, site: CallSite) -> Optimizers | None:
         """The ScheduleFree optimizers stepped after this call, when a backward() comes before it."""
