@@ -27,8 +27,10 @@ class SchedulerStartsAtZero(Rule):
                 possible=possible,
                 related=(self.context.related("optimizer created here", optimizer.call),),
                 notes=(
-                    f"remove the scheduler and its .step() calls and pass warmup_steps={steps} to "
-                    f"{optimizer.class_name}(...)",
+                    (
+                        f"remove the scheduler and its .step() calls and pass warmup_steps={steps} to "
+                        f"{optimizer.class_name}(...)"
+                    ),
                 ),
                 fix=None if possible else removal_fix(self.context, scheduler),
             )

@@ -2,7 +2,6 @@ from ...findings import RuleInfo
 from ..constructions import constructions, describe, group_writes, is_zero, lr_argument
 from ..rule import Rule
 
-
 WHY = (
     "weight_sum stays 0 while every step has lr 0, so ckp1 = weight/weight_sum is 0/0: "
     "ZeroDivisionError in schedulefree 1.1-1.2.1, 1.2.3 and ScheduleFreeWrapper; "

@@ -68,9 +68,12 @@ class FreezeByZeroing(Rule):
             return "weights"
         if site.qualname in ZEROS and isinstance(site.statement, cst.SimpleStatementLine):
             for small in site.statement.body:
-                if isinstance(small, cst.Assign) and small.value is call:
-                    if any(_tensor_kind(t.target) == "gradients" for t in small.targets):
-                        return "gradients"
+                if (
+                    isinstance(small, cst.Assign)
+                    and small.value is call
+                    and any(_tensor_kind(t.target) == "gradients" for t in small.targets)
+                ):
+                    return "gradients"
         return None
 
     def _drop_gradient(self, site: CallSite, optimizers: Optimizers) -> Fix | None:

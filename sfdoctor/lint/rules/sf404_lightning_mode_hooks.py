@@ -1,8 +1,7 @@
 import libcst as cst
 
 from ...findings import RuleInfo
-from ..index import Function
-from ..index import dotted_name
+from ..index import Function, dotted_name
 from ..modes import OPTIMIZER_NAME
 from ..rule import Rule
 from ..values import Where, last_name

@@ -1,4 +1,3 @@
-import libcst as cst
 
 from ...findings import RuleInfo
 from ..constructions import base_optimizer_calls, constructions
