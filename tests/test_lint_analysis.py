@@ -65,3 +65,29 @@ def test_a_recursive_helper_passing_a_sub_config_ends() -> None:
             return opt
         """
     assert findings(source) == []
+
+
+def test_a_loop_variable_rebound_in_the_body_is_not_the_loop_item() -> None:
+    """`p = ...` inside `for p in ...:` reaches the lines after it, not the loop's item: the
+    zeroing is then of some other tensor's gradient and SF302 offers no fix for it."""
+    source = textwrap.dedent(
+        """\
+        import torch
+        import schedulefree
+
+        model, other = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+        optimizer = schedulefree.AdamWScheduleFree(model.parameters(), lr=1e-3)
+        optimizer.train()
+        for _ in range(10):
+            model(torch.randn(2, 4)).sum().backward()
+            for p in model.parameters():
+                p = other.weight
+                p.grad.zero_()
+            optimizer.step()
+        """
+    )
+    [finding] = lint_source("train.py", source.encode(), Settings()).findings
+    assert (finding.code, finding.location.row, finding.fix) == ("SF302", 11, None)
+    unbound = source.replace("        p = other.weight\n", "")
+    [finding] = lint_source("train.py", unbound.encode(), Settings()).findings
+    assert finding.fix is not None

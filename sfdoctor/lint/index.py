@@ -269,11 +269,6 @@ class ModuleIndex:
         current: cst.CSTNode | None = statement
         while current is not None and current is not (function.node if function else None):
             parent = self.parent_statement.get(current)
-            # `for x in ...:` binds x for its own body
-            if isinstance(parent, cst.For):
-                own = [b for b in candidates if b.statement is parent and b.loop_item]
-                if own:
-                    return found + own, True
             body, position = self.block.get(current, ((), 0))
             for earlier in reversed(body[:position]):
                 inside = [b for b in candidates if self.within(b.statement, earlier)]
@@ -282,6 +277,11 @@ class ModuleIndex:
                 if inside[-1].statement is earlier and not isinstance(earlier, COMPOUND):
                     return found + [inside[-1]], True
                 found.extend(inside)
+            # `for x in ...:` binds x for its own body, unless an earlier line of the body rebinds it
+            if isinstance(parent, cst.For):
+                own = [b for b in candidates if b.statement is parent and b.loop_item]
+                if own:
+                    return found + own, True
             current = parent
         return found, False
 
