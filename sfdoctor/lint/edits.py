@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
 
 from ..findings import Edit, Fix, Location
 from .rule import FileContext
@@ -36,8 +35,13 @@ def set_keyword(
 def freeze_code(context: FileContext, params: cst.BaseExpression) -> tuple[str, str]:
     """(a line that freezes the parameters `params` gives, what it names): `module.requires_grad_(False)`
     for `module.parameters()`, else a loop over them."""
-    if m.matches(params, m.Call(func=m.Attribute(attr=m.Name("parameters")), args=[])):
-        module = context.index.code(params.func.value)  # type: ignore[attr-defined]
+    if (
+        isinstance(params, cst.Call)
+        and not params.args
+        and isinstance(params.func, cst.Attribute)
+        and params.func.attr.value == "parameters"
+    ):
+        module = context.index.code(params.func.value)
         return f"{module}.requires_grad_(False)", module
     listed = context.index.code(params)
     return f"for parameter in {listed}: parameter.requires_grad_(False)", listed

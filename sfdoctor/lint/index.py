@@ -299,6 +299,16 @@ class ModuleIndex:
         return self.module.code_for_node(node)
 
 
+def descendants(node: cst.CSTNode, skipped: frozenset[int] = frozenset()) -> Iterator[cst.CSTNode]:
+    """The node and every node below it, leaving out the subtrees whose id() is in `skipped`."""
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        if id(current) not in skipped:
+            yield current
+            pending.extend(current.children)
+
+
 @dataclass(frozen=True, eq=False)
 class Unpacked:
     """Element `position` of an iterable value that a tuple assignment unpacked."""

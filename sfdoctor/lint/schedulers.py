@@ -10,7 +10,7 @@ import libcst as cst
 
 from ..findings import Fix
 from .edits import call_statement, remove_statements, set_keyword
-from .index import CallSite, Function, dotted_name
+from .index import CallSite, Function, descendants, dotted_name
 from .rule import FileContext
 from .schedules import schedule_functions
 from .values import SIGNATURES, Evaluator, Optimizers, OptimizerSite, Values, Where, last_name
@@ -377,18 +377,11 @@ def _used_elsewhere(context: FileContext, identifier: str, removed: list[cst.CST
     """Whether the identifier occurs anywhere in the file (as a name, an attribute, a keyword, a
     string) outside the removed statements: any other use (get_last_lr(), state_dict(),
     prepare(...), a test, a return) would break once the scheduler is gone."""
-    skipped = {id(statement) for statement in removed}
-    pending: list[cst.CSTNode] = [context.module]
-    while pending:
-        node = pending.pop()
-        if id(node) in skipped:
-            continue
-        if (isinstance(node, cst.Name) and node.value == identifier) or (
-            isinstance(node, cst.SimpleString) and node.evaluated_value == identifier
-        ):
-            return True
-        pending.extend(node.children)
-    return False
+    return any(
+        (isinstance(node, cst.Name) and node.value == identifier)
+        or (isinstance(node, cst.SimpleString) and node.evaluated_value == identifier)
+        for node in descendants(context.module, frozenset(id(statement) for statement in removed))
+    )
 
 
 def _steps_with_optimizer(context: FileContext, statement: cst.CSTNode, optimizer: OptimizerSite) -> bool:

@@ -1,9 +1,9 @@
 import libcst as cst
-import libcst.matchers as m
 
 from ...findings import Edit, Fix, Location, RuleInfo
 from ..constructions import constructions, describe, dict_value, group_writes, is_zero, param_group_dicts
 from ..edits import freeze_code, insert_before
+from ..index import descendants
 from ..rule import FileContext, Rule
 from ..values import OptimizerSite, Where
 
@@ -120,7 +120,10 @@ class FreezeByZeroLr(Rule):
 
 def _mentions(scope: cst.CSTNode, name: str) -> int:
     """How often `name` is written in `scope`, attribute names (`optimizer.param_groups`) aside."""
-    return len(m.findall(scope, m.Name(name))) - len(m.findall(scope, m.Attribute(attr=m.Name(name))))
+    nodes = list(descendants(scope))
+    return sum(isinstance(n, cst.Name) and n.value == name for n in nodes) - sum(
+        isinstance(n, cst.Attribute) and n.attr.value == name for n in nodes
+    )
 
 
 def _remove_element(context: FileContext, elements: tuple[cst.BaseElement, ...], position: int) -> Edit:
