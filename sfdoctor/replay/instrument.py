@@ -443,7 +443,11 @@ class Instrumentation:
             before = torch._foreach_norm(params)
             result = original(optimizer)
             after = torch._foreach_norm(params)
-            if all(torch.equal(a, b) for a, b in zip(before, after)):  # once per eval(), not per step
+            # once per eval(), not per step; y == z (all of x, y and z after the first step) leaves
+            # nothing to move
+            if all(torch.equal(a, b) for a, b in zip(before, after)) and not all(
+                torch.equal(p, optimizer.state[p]["z"]) for p in params
+            ):
                 trace.events.append(Event("SF507", trace.steps, user_site(), f"{len(params)} parameters"))
             return result
         return eval
