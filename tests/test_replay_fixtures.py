@@ -169,7 +169,7 @@ def test_script_crashing_on_its_own() -> None:
 
 def test_script_that_never_steps() -> None:
     status, data = run_replay("never_steps.py", "--steps", "10")
-    assert status == 0
+    assert status == 2  # a replay that checked nothing must not pass a CI job
     assert data["steps_run"] == 0 and data["stopped"] is None
     assert data["optimizers"][0]["groups"][0]["trajectory"] == []
 

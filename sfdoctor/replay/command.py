@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..config import ConfigError, load_config
 from ..output import make_console
+from .frames import display_path
 
 DEFAULT_STEPS = 50
 
@@ -59,6 +60,14 @@ def replay(script: Path | None, script_args: tuple[str, ...], steps: int | None,
         print_report(result, findings, crash, console)
     if out is not None:
         write_outputs(out, {**data, "command": ["sfdoctor", "replay", *sys.argv[2:]]}, make_console(sys.stderr))
+    if data["steps_run"] == 0 and not result.outcome.crashed:
+        # nothing was checked: "No problems found" alone would pass a CI job that tested nothing
+        click.echo(
+            f"sfdoctor replay: error: {display_path(script)} ended without a single ScheduleFree optimizer step, so "
+            "nothing was replayed (does it need arguments after --, or build its optimizer elsewhere?)",
+            err=True,
+        )
+        sys.exit(2)
     failed = result.outcome.crashed or any(f.severity == "error" for f in findings)
     sys.exit(1 if failed else 0)
 

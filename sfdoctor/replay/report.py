@@ -113,7 +113,8 @@ def print_report(result: ReplayResult, findings: list[Finding], crash: Crash | N
             console.print(f"  [dim]{escape(display_path(filename))}:{row} in {escape(function)}[/]")
     console.print()
     print_full(findings, console)
-    console.print(_summary(findings))
+    if result.steps_run or findings:  # after no step at all nothing was checked (the command says so)
+        console.print(_summary(findings))
 
 
 def _group_table(group: GroupTrace) -> Table:
