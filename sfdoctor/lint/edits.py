@@ -84,13 +84,17 @@ def insert_after(context: FileContext, statement: cst.CSTNode, code: str) -> Edi
     if indent is None:
         return None
     code = _indented(code, indent)
-    end = context.location(statement)[1]
-    last_line = context.lines[end.row - 1]
-    if last_line.rstrip("\r\n") == last_line:  # the file's last line, with no line break
-        after = Location(end.row, len(last_line) + 1)
-        return Edit(f"\n{indent}{code}", after, after)
-    next_line = Location(end.row + 1, 1)
-    return Edit(f"{indent}{code}\n", next_line, next_line)
+    after, line_break = after_line(context, context.location(statement)[1].row)
+    return Edit(f"{indent}{code}\n" if line_break else f"\n{indent}{code}", after, after)
+
+
+def after_line(context: FileContext, row: int) -> tuple[Location, bool]:
+    """Where line `row` ends, its line break included, and whether it has one (the file's last
+    line may not)."""
+    line = context.lines[row - 1]
+    if line.rstrip("\r\n") == line:
+        return Location(row, len(line) + 1), False
+    return Location(row + 1, 1), True
 
 
 def _indented(code: str, indent: str) -> str:
@@ -109,10 +113,5 @@ def remove_statements(context: FileContext, statements: list[cst.CSTNode]) -> tu
         if body and body[0] is statement and all(id(s) in removed for s in body):
             edits.append(Edit("pass", start, end))
             continue
-        last_line = context.lines[end.row - 1]
-        line_end = len(last_line.rstrip("\r\n")) + 1
-        if line_end == len(last_line) + 1:  # the file's last line, with no line break
-            edits.append(Edit("", Location(start.row, 1), Location(end.row, line_end)))
-        else:
-            edits.append(Edit("", Location(start.row, 1), Location(end.row + 1, 1)))
+        edits.append(Edit("", Location(start.row, 1), after_line(context, end.row)[0]))
     return tuple(edits)

@@ -84,7 +84,7 @@ def _wrap(
     names = [_name_in(analysis, key, function) for key in keys]
     if None in names:
         return None
-    before = _previous_train_call(context, statement, names) or insert_before(
+    before = _previous_train_call(context, analysis, statement, names) or insert_before(
         context, statement, "\n".join(f"{name}.eval()" for name in names)
     )
     after = _after_evaluation(context, analysis, report, statement, start, "\n".join(f"{name}.train()" for name in names))
@@ -94,18 +94,16 @@ def _wrap(
     return Fix(f"insert {shown}.eval() before and {shown}.train() after", "unsafe", (before, after))
 
 
-def _previous_train_call(context: FileContext, statement: cst.CSTNode, names: list) -> Edit | None:
+def _previous_train_call(
+    context: FileContext, analysis: ModeAnalysis, statement: cst.CSTNode, names: list[str]
+) -> Edit | None:
     """Removes `optimizer.train()` right before the statement: the evaluation before it (wrapped by
     an earlier fix, say) then runs on into this one instead of switching modes twice."""
     body, position = context.index.block.get(statement, ((), 0))
     if position == 0 or len(names) != 1:
         return None
     previous = body[position - 1]
-    small = previous.body[0] if isinstance(previous, cst.SimpleStatementLine) else None
-    call = small.value if isinstance(small, cst.Expr) else None
-    if not (_mode_call(call, "train") and call_statement(context, call) is previous):  # type: ignore[arg-type]
-        return None
-    if dotted_name(call.func.value) != names[0]:  # type: ignore[union-attr]
+    if _trained_by(context, analysis, previous) != names[0]:
         return None
     return remove_statements(context, [previous])[0]
 
@@ -125,11 +123,7 @@ def _after_evaluation(
         body, position = context.index.block.get(statement, ((), 0))
         later = body[position + 1 :]
         for candidate in later:
-            if any(
-                _mode_call(s.node, "train") and dotted_name(s.node.func.value) == model
-                for s in analysis.calls_by_statement.get(candidate, [])
-                if call_statement(context, s.node) is candidate
-            ):
+            if _trained_by(context, analysis, candidate) == model:
                 return insert_after(context, candidate, code)
         if not later:
             return None  # model.eval() ends its block: the evaluation happens elsewhere
@@ -140,6 +134,14 @@ def _after_evaluation(
     if last is statement or set(chains(last)) & report.models:
         return None
     return insert_before(context, last, code)
+
+
+def _trained_by(context: FileContext, analysis: ModeAnalysis, statement: cst.CSTNode) -> str | None:
+    """`model` for a line that is nothing but `model.train()`, else None."""
+    for site in analysis.calls_by_statement.get(statement, []):
+        if _mode_call(site.node, "train") and call_statement(context, site.node) is statement:
+            return dotted_name(site.node.func.value)  # type: ignore[attr-defined]
+    return None
 
 
 def _name_in(analysis: ModeAnalysis, key: Key, function: Function | None) -> str | None:

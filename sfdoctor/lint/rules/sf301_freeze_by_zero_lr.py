@@ -2,7 +2,7 @@ import libcst as cst
 
 from ...findings import Edit, Fix, Location, RuleInfo
 from ..constructions import constructions, describe, dict_value, group_writes, is_zero, param_group_dicts
-from ..edits import freeze_code, insert_before
+from ..edits import after_line, freeze_code, insert_before
 from ..index import descendants
 from ..rule import FileContext, Rule
 from ..values import OptimizerSite, Where
@@ -133,7 +133,7 @@ def _remove_element(context: FileContext, elements: tuple[cst.BaseElement, ...],
     before = context.lines[start.row - 1][: start.column - 1]
     after = context.lines[end.row - 1][end.column - 1 :].strip().removeprefix(",").strip()
     if not before.strip() and (not after or after.startswith("#")):
-        return Edit("", Location(start.row, 1), Location(end.row + 1, 1))
+        return Edit("", Location(start.row, 1), after_line(context, end.row)[0])
     if position + 1 < len(elements):
         return Edit("", start, context.location(elements[position + 1])[0])
     return Edit("", context.location(elements[position - 1])[1], end)

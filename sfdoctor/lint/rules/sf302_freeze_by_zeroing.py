@@ -78,8 +78,9 @@ class FreezeByZeroing(Rule):
 
     def _drop_gradient(self, site: CallSite, optimizers: Optimizers) -> Fix | None:
         """`p.grad.zero_()` (or `p.grad = torch.zeros_like(p)`), a statement of its own on a loop variable
-        `p` over known parameters -> `p.grad = None`, which step() skips. Not requires_grad_(False): that
-        would freeze p in every later step too, also where the zeroing is conditional (the first N steps)."""
+        `p` over known parameters: a freeze before the optimizer where it zeroes on every step, else
+        `p.grad = None`, which step() skips. Not requires_grad_(False) in place: that would freeze p in
+        every later step too, also where the zeroing is conditional (the first N steps)."""
         statement = site.statement
         if not isinstance(statement, cst.SimpleStatementLine):
             return None
