@@ -227,6 +227,12 @@ def test_noqa_on_the_reported_line(comment: str, suppressed: bool) -> None:
     assert codes_and_rows("a.py") == ([] if suppressed else [("SF110", 5)])
 
 
+def test_noqa_after_a_form_feed_line() -> None:
+    """Rows count only line breaks: a form feed (a page break in old sources) starts no new line."""
+    write("a.py", ZERO_LR.replace("\nmodel", "\f\nmodel").replace(ZERO_LR_LINE, ZERO_LR_LINE + "  # noqa: SF110"))
+    assert codes_and_rows("a.py") == []
+
+
 MULTI_LINE = """\
     import schedulefree
     import torch

@@ -16,7 +16,7 @@ from pathlib import Path
 import libcst as cst
 
 from ..findings import Finding, Location, RuleInfo
-from .rule import FileContext, Rule, discover_rules
+from .rule import FileContext, Rule, discover_rules, source_lines
 
 SYNTAX_ERROR = RuleInfo("SF000", "syntax-error", "error", "A file that does not parse.")
 # Every finding needs a ScheduleFree optimizer or a `schedule_free_*` Trainer option in the file.
@@ -114,7 +114,7 @@ def _syntax_error(filename: str, row: int, column: int, message: str) -> Finding
 
 
 def _unsuppressed(context: FileContext, data: bytes) -> list[Finding]:
-    lines = data.decode(context.module.encoding, errors="replace").splitlines()
+    lines = source_lines(data.decode(context.module.encoding, errors="replace"))
     covered = _ignore_comment_ranges(context, lines)
     kept = []
     for finding in context.findings:
