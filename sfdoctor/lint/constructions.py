@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import libcst as cst
@@ -127,6 +128,22 @@ def group_writes(context: FileContext, key: str) -> list[GroupWrite]:
         if optimizers.sites:
             found.append(GroupWrite(write, optimizers, every_group))
     return found
+
+
+def lr_writes(context: FileContext) -> list[GroupWrite]:
+    """`group["lr"] = ...` on a ScheduleFree optimizer; shared by SF110 and SF301 through `context.analysis`."""
+    return group_writes(context, "lr")
+
+
+def zero_lr_writes(context: FileContext, every_group: bool) -> Iterator[tuple[GroupWrite, Values, bool]]:
+    """(write, its values, certain) for the lr writes that may set 0, to every group or to one."""
+    for write in context.analysis(lr_writes):
+        if write.every_group != every_group:
+            continue
+        values = context.evaluator.values(write.write.value, write.where)
+        fires, certain = values.triggers(is_zero)
+        if fires:
+            yield write, values, certain
 
 
 def _param_groups_owner(

@@ -1,5 +1,5 @@
 from ...findings import RuleInfo
-from ..constructions import constructions, describe, group_writes, is_zero, lr_argument
+from ..constructions import constructions, describe, is_zero, lr_argument, zero_lr_writes
 from ..rule import Rule
 
 WHY = (
@@ -30,16 +30,11 @@ class ZeroLr(Rule):
                     related=(self.context.related("optimizer created here", construction.call),),
                     notes=("give a positive lr; ramp it up with warmup_steps=N instead of starting at 0",),
                 )
-        for write in group_writes(self.context, "lr"):
-            if not write.every_group:
-                continue  # one group set to 0 is a freeze: SF301
-            values = evaluator.values(write.write.value, write.where)
-            fires, certain = values.triggers(is_zero)
-            if fires:
-                self.report(
-                    write.write.value,
-                    f"every param group's lr is set to {describe(values)}: {WHY}",
-                    possible=not (certain and write.optimizers.certain),
-                )
+        for write, values, certain in zero_lr_writes(self.context, every_group=True):  # one group: SF301
+            self.report(
+                write.write.value,
+                f"every param group's lr is set to {describe(values)}: {WHY}",
+                possible=not (certain and write.optimizers.certain),
+            )
 
 

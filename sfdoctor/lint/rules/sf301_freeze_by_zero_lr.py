@@ -1,7 +1,15 @@
 import libcst as cst
 
 from ...findings import Edit, Fix, Location, RuleInfo
-from ..constructions import constructions, describe, dict_value, group_writes, is_zero, param_group_dicts
+from ..constructions import (
+    constructions,
+    describe,
+    dict_value,
+    is_zero,
+    lr_writes,
+    param_group_dicts,
+    zero_lr_writes,
+)
 from ..edits import after_line, freeze_code, insert_before
 from ..index import descendants
 from ..rule import FileContext, Rule
@@ -40,18 +48,13 @@ class FreezeByZeroLr(Rule):
                         notes=(FIX,),
                         fix=self._freeze(construction, group) if certain else None,
                     )
-        for write in group_writes(self.context, "lr"):
-            if write.every_group:
-                continue  # all groups at lr 0 is SF110
-            values = evaluator.values(write.write.value, write.where)
-            fires, certain = values.triggers(is_zero)
-            if fires:
-                self.report(
-                    write.write.value,
-                    f"a param group's lr is set to {describe(values)}: {WHY}",
-                    possible=not (certain and write.optimizers.certain),
-                    notes=(FIX,),
-                )
+        for write, values, certain in zero_lr_writes(self.context, every_group=False):  # all groups: SF110
+            self.report(
+                write.write.value,
+                f"a param group's lr is set to {describe(values)}: {WHY}",
+                possible=not (certain and write.optimizers.certain),
+                notes=(FIX,),
+            )
 
     def _added_groups(self, construction: OptimizerSite) -> list[tuple[cst.Dict, Where, bool]]:
         """`optimizer.add_param_group({...})` on this optimizer."""
@@ -76,7 +79,7 @@ class FreezeByZeroLr(Rule):
         if params is None or holder is None:
             return None
         # a later write to some group's lr may unfreeze this one, or counts on the groups' positions
-        writes = group_writes(self.context, "lr")
+        writes = self.context.analysis(lr_writes)
         if any(site.call is construction.call for write in writes for site in write.optimizers.sites):
             return None
         elements, statement = holder
