@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -194,6 +195,7 @@ def lint(
 
     python = [(path, display) for path, display in files if not is_dependency_file(path)]
     result = lint_files(python, settings, jobs)
+    linked = replace(settings, project=result.project)  # a fix re-lints its file with the same project view
     dependency_findings, dependency_errors = _lint_dependencies(
         [(path, display) for path, display in files if is_dependency_file(path)], all_python, settings
     )
@@ -203,7 +205,7 @@ def lint(
     if fix or diff:
         paths_by_name = {display: path for path, display in python}
         for display in sorted({f.filename for f in findings if applicable(f)}):
-            outcome = fix_file(paths_by_name[display], display, settings, applicable, write=not diff)
+            outcome = fix_file(paths_by_name[display], display, linked, applicable, write=not diff)
             fixes.append(outcome)
             errors += [error for error in outcome.errors if error not in errors]
             findings = [f for f in findings if f.filename != display] + [

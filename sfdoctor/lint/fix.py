@@ -64,7 +64,7 @@ def fix_file(
         if problem is not None:
             outcome.errors.append(f"{display}: fixes not written: {problem}")
             outcome.fixed, outcome.applied = outcome.original, []
-            outcome.remaining = lint_source(display, data, settings).findings
+            outcome.remaining = lint_source(display, data, settings, force=True).findings
     return outcome
 
 
@@ -76,7 +76,7 @@ def fixed_text(
     rejected: set[tuple] = set()  # fixes that broke the syntax or changed nothing: never retried
     first_findings = None
     for _ in range(MAX_ROUNDS):
-        result = lint_source(display, text.encode(encoding), settings)
+        result = lint_source(display, text.encode(encoding), settings, force=True)
         first_findings = result.findings if first_findings is None else first_findings
         candidates = [
             f for f in result.findings if f.fix is not None and applicable(f) and _key(f) not in rejected
