@@ -93,6 +93,8 @@ class ModuleIndex:
         self.parent_statement: dict[cst.CSTNode, cst.CSTNode | None] = {}
         self.block: dict[cst.CSTNode, tuple[tuple[cst.CSTNode, ...], int]] = {}
         self._statements: list[cst.CSTNode] = []
+        self._ancestor_ids: dict[cst.CSTNode, frozenset[int]] = {}
+        self._code: dict[cst.CSTNode, str] = {}
         self._functions: list[Function] = []
         self._classes: list[str] = []
         self._order = 0
@@ -291,7 +293,14 @@ class ModuleIndex:
         return found, False
 
     def within(self, statement: cst.CSTNode, ancestor: cst.CSTNode) -> bool:
-        return any(s is ancestor for s in self.enclosing_statements(statement))
+        return id(ancestor) in self._ancestors(statement)
+
+    def _ancestors(self, statement: cst.CSTNode) -> frozenset[int]:
+        """ids of the statement and the statements around it, remembered: flow queries ask often."""
+        found = self._ancestor_ids.get(statement)
+        if found is None:
+            found = self._ancestor_ids[statement] = frozenset(map(id, self.enclosing_statements(statement)))
+        return found
 
     @cached_property
     def site_of(self) -> dict[cst.Call, CallSite]:
@@ -301,7 +310,10 @@ class ModuleIndex:
         return self.bindings.get((None, name), [])
 
     def code(self, node: cst.CSTNode) -> str:
-        return self.module.code_for_node(node)
+        text = self._code.get(node)
+        if text is None:
+            text = self._code[node] = self.module.code_for_node(node)
+        return text
 
 
 def descendants(node: cst.CSTNode, skipped: frozenset[int] = frozenset()) -> Iterator[cst.CSTNode]:

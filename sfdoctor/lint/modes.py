@@ -22,6 +22,7 @@ import libcst as cst
 
 from ..findings import Location, Related
 from .project.facts import Helper
+from .project.view import row_of
 from .index import CallSite, Function, Unpacked, dotted_name
 from .rule import FileContext
 from .schedulers import is_scheduler, sf_test_polarity
@@ -634,12 +635,12 @@ class _Walker:
             or name in ("fit", "initialize")
         )
 
-    def project_call(self, site: CallSite, helper: Helper, saves: tuple[tuple[str, int], ...], state: State) -> State:
+    def project_call(self, site: CallSite, helper: Helper, saves: tuple[tuple[str, str], ...], state: State) -> State:
         """A function of another module of the project: its saves and evaluations happen here, and it
         leaves the optimizers it is handed in the mode it switched them to."""
         node = site.node
         if not helper.handles_mode and (saves or helper.evaluates):
-            related = tuple(Related("saved here", filename, Location(row, 1)) for filename, row in saves[:1])
+            related = tuple(Related("saved here", file, Location(row_of(file, line), 1)) for file, line in saves[:1])
             self.record(
                 Event("save" if saves else "evaluate", node, self.function, state, region=node,
                       models=self.a.gather(node, self.function, site.statement), related=related)

@@ -32,7 +32,7 @@ class Helper:
     """What calling a project function does to the training around the call."""
 
     params: tuple[str, ...]  # positional parameters, without self/cls
-    saves: tuple[tuple[str, int], ...] = ()  # (filename, row) of the saves it makes itself
+    saves: tuple[tuple[str, str], ...] = ()  # (filename, the call's first line) of the saves it makes itself
     evaluates: bool = False
     handles_mode: bool = False  # it switches an optimizer's mode itself (train()/eval(), an eval_fn)
     modes: tuple[tuple[str, str], ...] = ()  # (parameter, the mode the function leaves it in)

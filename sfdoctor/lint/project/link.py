@@ -61,27 +61,33 @@ def _exports(summary: ModuleSummary) -> tuple:
 def _importers(
     view: ProjectView, results: dict[str, FileResult], paths: dict[str, Path], modules: set[str]
 ) -> list[str]:
-    """Files that import one of `modules` (by any of its names), analysed before or not."""
-    stems = {m.rsplit(".", 1)[-1] for m in modules}
-    mention = re.compile(rb"\b(?:" + b"|".join(re.escape(s.encode()) for s in sorted(stems)) + rb")\b")
+    """Files that name one of `modules` (by any of its names) and something it exports."""
+    exporting = [s for s in view.summaries.values() if s.module in modules]
+    stems = {s.module.rsplit(".", 1)[-1] for s in exporting}
+    names = {n.split(".")[0] for s in exporting for n in s.built}
+    names |= {n for s in exporting for n, c in s.classes.items() if c.schedulefree or c.attributes}
+    mentions = [_words(stems), _words(names)]
     found = []
     for display, result in results.items():
         summary = result.summary
-        if summary is not None:
-            if summary.module not in modules and any(
-                _names_module(view, display, target, modules) for target in summary.imports.values()
-            ):
-                found.append(display)
+        if summary is not None and (
+            summary.module in modules
+            or not any(_names_module(view, display, target, modules) for target in summary.imports.values())
+        ):
             continue
-        if result.analysed:
+        if summary is None and result.analysed:
             continue  # parsed and failed (SF000): nothing to add
         try:
             data = paths[display].read_bytes()
         except OSError:
             continue
-        if mention.search(data):
+        if all(pattern.search(data) for pattern in mentions):
             found.append(display)
     return found
+
+
+def _words(words: set[str]) -> re.Pattern[bytes]:
+    return re.compile(rb"\b(?:" + b"|".join(re.escape(w.encode()) for w in sorted(words)) + rb")\b")
 
 
 def _names_module(view: ProjectView, importer: str, target: str, modules: set[str]) -> bool:

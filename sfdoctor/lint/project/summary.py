@@ -112,7 +112,7 @@ def _exit_mode(context: FileContext, function: Function, key: frozenset) -> str 
 def _helper(context: FileContext, function: Function, module: str) -> Helper:
     index = context.index
     params = tuple(p for p in function.params if not (function.class_name and p in ("self", "cls")))
-    saves: list[tuple[str, int]] = []
+    saves: list[tuple[str, str]] = []
     handles_mode = False
     modes: dict[str, str] = {}
     calls: list[str] = []
@@ -123,7 +123,8 @@ def _helper(context: FileContext, function: Function, module: str) -> Helper:
         name = last_name(func) or ""
         text = (dotted_name(func) or "").lower()
         if name in SAVE_METHODS or (name == "save" and (site.qualname or "").startswith("torch.")):
-            saves.append((context.filename, context.location(site.node)[0].row))
+            # the call's first line, not its row: positions cost a code generation pass over the file
+            saves.append((context.filename, context.index.code(site.node).split("\n", 1)[0]))
         if OPTIMIZER_NAME.search(text) and ("train" in name or "eval" in name):
             handles_mode = True  # optimizer.eval(), optimizer_eval_fn()
         receiver = dotted_name(func.value) if isinstance(func, cst.Attribute) else None

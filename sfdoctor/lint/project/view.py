@@ -136,7 +136,7 @@ class ProjectView:
                 return True
         return False
 
-    def helper(self, importer: str, qualname: str) -> tuple[Helper, tuple[tuple[str, int], ...]] | None:
+    def helper(self, importer: str, qualname: str) -> tuple[Helper, tuple[tuple[str, str], ...]] | None:
         """A project function and the saves it makes, itself or through the project functions it calls."""
         found = self.locate(importer, qualname)
         if found is None or found[1] not in found[0].helpers:
@@ -144,7 +144,7 @@ class ProjectView:
         summary, name = found
         return summary.helpers[name], self._saves(summary, name, frozenset())
 
-    def _saves(self, summary: ModuleSummary, name: str, seen: frozenset) -> tuple[tuple[str, int], ...]:
+    def _saves(self, summary: ModuleSummary, name: str, seen: frozenset) -> tuple[tuple[str, str], ...]:
         helper = summary.helpers[name]
         if helper.handles_mode or (summary.filename, name) in seen or len(seen) > MAX_ALIAS_HOPS:
             return ()
@@ -195,6 +195,16 @@ class ProjectView:
             if facts is not None:
                 pending += [(summary.filename, b) for b in facts.bases]
         return ()
+
+
+def row_of(filename: str, line: str) -> int:
+    """The row where a summarised call starts (1 when the file changed since)."""
+    try:
+        text = Path(filename).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return 1
+    offset = text.find(line)
+    return text.count("\n", 0, offset) + 1 if offset >= 0 else 1
 
 
 def _shared_folders(a: str, b: str) -> int:
