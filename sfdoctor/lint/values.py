@@ -468,6 +468,12 @@ class Evaluator:
                 [self.optimizers(b.value, w, depth) if b is not None else Optimizers() for b, w in
                  self._optimizer_bindings(node.value, where)]
             )
+        part = _part_of_result(node)
+        if part is not None:  # `build(...)["optimizer"]`, `result.optimizer` where `result = build(...)`
+            return self._combine(
+                [self._from_factory(call, place, built) for call, place in self._calls_of(part[0], where)
+                 if (built := self._project_built(call, (part[1],)))]
+            )
         if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self":
             class_name = where.function.class_name if where.function else None
             bindings = self.index.attributes.get((class_name, node.attr.value), [])
@@ -554,7 +560,7 @@ class Evaluator:
         for origin, place in origins:
             if isinstance(origin, cst.Subscript) and subscript_key(origin) is None:
                 literals, _ = self.dict_literals(origin.value, place, depth + 1)
-                names = [last_name(v) for literal in literals for _, v in _dict_entries(literal)]
+                names = [last_name(v) for literal, _ in literals for _, v in _dict_entries(literal)]
                 names += [last_name(e.value) for literal, _ in self.origins(origin.value, place, depth + 1)[0]
                           if isinstance(literal, (cst.List, cst.Tuple)) for e in literal.elements]
                 hits = [n for n in names if n in SF_CLASSES]
@@ -621,6 +627,13 @@ class Evaluator:
         )
         return Optimizers((site,), not possible)
 
+    def _calls_of(self, node: cst.BaseExpression, where: Where) -> list[tuple[cst.Call, Where]]:
+        """The calls an expression is, directly or through assignments."""
+        if isinstance(node, cst.Call):
+            return [(node, where)]
+        origins, _ = self.origins(node, where) if isinstance(node, cst.Name) else ([], False)
+        return [(origin, place) for origin, place in origins if isinstance(origin, cst.Call)]
+
     def _local_returns(self, call: cst.Call, where: Where) -> list[tuple[cst.BaseExpression, Where]]:
         """What a call to a function or method of this module returns."""
         func = call.func
@@ -659,6 +672,15 @@ def _argparse_dest(call: cst.Call) -> str | None:
     long = [f for f in flags if isinstance(f, str) and f.startswith("--")]
     chosen = long[0] if long else (flags[0] if flags else None)
     return chosen.lstrip("-").replace("-", "_") if isinstance(chosen, str) else None
+
+
+def _part_of_result(node: cst.BaseExpression) -> tuple[cst.BaseExpression, str] | None:
+    """`x["optimizer"]` / `x.optimizer` (not `self.optimizer`): (x, "optimizer")."""
+    if isinstance(node, cst.Subscript) and (key := subscript_key(node)) is not None:
+        return node.value, key
+    if isinstance(node, cst.Attribute) and not (isinstance(node.value, cst.Name) and node.value.value == "self"):
+        return node.value, node.attr.value
+    return None
 
 
 def _is_getattr(node: cst.Call) -> bool:

@@ -54,7 +54,4 @@ class ModuleSummary:
     built: dict[str, tuple[Built, ...]]  # "function" / "Class.method" -> what it returns
     helpers: dict[str, Helper]
     classes: dict[str, ClassFacts]
-
-    @property
-    def exports_optimizers(self) -> bool:
-        return bool(self.built) or any(c.schedulefree or c.attributes for c in self.classes.values())
+    trains: bool = False  # it steps or switches a ScheduleFree optimizer: the helpers it imports matter

@@ -22,6 +22,13 @@ if TYPE_CHECKING:
     from ..engine import FileResult, Settings
 
 Job = tuple[Path, str, bool]
+
+
+class _NotLinted:
+    analysed = False
+
+
+_NONE = _NotLinted()
 MAX_ROUNDS = 4
 
 
@@ -42,20 +49,45 @@ def link(
         results.update(zip((display for _, display, _ in batch), run(batch, current)))
         summaries = {d: r.summary for d, r in results.items() if r.summary is not None}
         view = view.with_summaries(summaries)
-        changed = {
-            s.module for d, s in summaries.items() if s.exports_optimizers and exported.get(d) != _exports(s)
-        }
+        changed = {s.module for d, s in summaries.items() if exported.get(d) != _exports(s) and any(_exports(s))}
         exported.update({d: _exports(s) for d, s in summaries.items()})
-        if not changed:
+        wanted = _packages_and_callees(view, results, paths) | set(_importers(view, results, paths, changed))
+        if not wanted:
             break
-        batch = [(paths[d], d, True) for d in _importers(view, results, paths, changed)]
-        if not batch:
-            break
+        batch = [(paths[d], d, True) for d in sorted(wanted)]
     return results, view
 
 
 def _exports(summary: ModuleSummary) -> tuple:
-    return (summary.built, {n: (c.schedulefree, c.attributes) for n, c in summary.classes.items()})
+    """What other modules learn from this one: optimizers it builds, and helpers that save, evaluate
+    or switch a mode."""
+    return (
+        summary.built,
+        {n: (c.schedulefree, c.attributes) for n, c in summary.classes.items() if c.schedulefree or c.attributes},
+        {n: h for n, h in summary.helpers.items() if h.saves or h.evaluates or h.modes or h.handles_mode},
+        # a package's re-exports: importers of the package learn its modules' factories through them
+        summary.imports if summary.filename.endswith("__init__.py") else {},
+    )
+
+
+def _packages_and_callees(view: ProjectView, results: dict[str, FileResult], paths: dict[str, Path]) -> set[str]:
+    """Files not summarised yet that a summarised one needs: the `__init__.py` of the packages around a
+    module that builds optimizers (they may re-export its factories), and the project modules that a
+    module which trains with a ScheduleFree optimizer imports (its helpers may save or evaluate)."""
+    wanted = set()
+    by_module = {s.module: d for d, s in view.summaries.items()}
+    for display, summary in view.summaries.items():
+        if summary.built or any(c.schedulefree or c.attributes for c in summary.classes.values()):
+            package = display.rsplit("/", 1)[0] if "/" in display else ""
+            while package:
+                wanted.add(f"{package}/__init__.py")
+                package = package.rsplit("/", 1)[0] if "/" in package else ""
+        if summary.trains:
+            for target in summary.imports.values():
+                callee = view.module_file(display, target)
+                if callee is not None and callee not in by_module.values():
+                    wanted.add(callee)
+    return {d for d in wanted if d in paths and d not in view.summaries and not results.get(d, _NONE).analysed}
 
 
 def _importers(
@@ -64,8 +96,8 @@ def _importers(
     """Files that name one of `modules` (by any of its names) and something it exports."""
     exporting = [s for s in view.summaries.values() if s.module in modules]
     stems = {s.module.rsplit(".", 1)[-1] for s in exporting}
-    names = {n.split(".")[0] for s in exporting for n in s.built}
-    names |= {n for s in exporting for n, c in s.classes.items() if c.schedulefree or c.attributes}
+    stems |= {part for s in exporting for part in s.module.split(".")}  # packages that re-export it
+    names = {n.split(".")[0] for s in exporting for part in _exports(s) for n in part}
     mentions = [_words(stems), _words(names)]
     found = []
     for display, result in results.items():

@@ -42,7 +42,8 @@ def summarise(context: FileContext, module: str) -> ModuleSummary:
         )
         for name, bases in index.class_bases.items()
     }
-    return ModuleSummary(context.filename, module, imports, built, helpers, classes)
+    trains = bool(context.analysis(mode_analysis).receivers)
+    return ModuleSummary(context.filename, module, imports, built, helpers, classes, trains)
 
 
 def _returned(context: FileContext, function: Function) -> tuple[Built, ...]:
@@ -78,9 +79,11 @@ def _built(context: FileContext, site: OptimizerSite, path: tuple, mode: str | N
     params are named, so that a caller knows which model it trains."""
     inner = site.built
     params_argument = site.params_argument()
+    while isinstance(params_argument, cst.Call) and isinstance(params_argument.func, cst.Attribute):
+        params_argument = params_argument.func.value  # `model.parameters()`: the model is the parameter
     params = None
-    if isinstance(params_argument, cst.Name) and params_argument.value in function.params:
-        names = [p for p in function.params if not (function.class_name and p in ("self", "cls"))]
+    names = [p for p in function.params if not (function.class_name and p in ("self", "cls"))]
+    if isinstance(params_argument, cst.Name) and params_argument.value in names:
         params = (names.index(params_argument.value), params_argument.value)
     if inner is not None:  # a factory that returns another factory's optimizer
         return Built(path + inner.path, inner.class_name, site.possible, inner.condition, mode or inner.mode,

@@ -93,6 +93,15 @@ class ProjectView:
         found = self._split(self.absolute(importer, dotted), importer, whole=True)
         return found[0] if found is not None else None
 
+    def module_file(self, importer: str, dotted: str) -> str | None:
+        """The project file an import names (`pkg.mod`, or `pkg.mod.f` from `from pkg.mod import f`)."""
+        parts = self.absolute(importer, dotted).split(".")
+        for cut in range(len(parts), 0, -1):
+            candidates = self._table.get(".".join(parts[:cut]))
+            if candidates:
+                return max(candidates, key=lambda f: _shared_folders(f, importer))
+        return None
+
     def defines(self, importer: str, qualname: str) -> bool:
         """Whether `qualname` lies in a module of the project (summarised or not)."""
         parts = self.absolute(importer, qualname).split(".")
