@@ -35,6 +35,7 @@ from .dependencies import (
     lint_dependency_file,
     never_calls_optimizer_train,
 )
+from .cache import CACHE_FOLDER
 from .engine import Settings, lint_files, rule_infos
 from .files import DEFAULT_EXCLUDE, PathPatterns, changed_files, discover
 from .fix import FileFix, fix_file
@@ -143,6 +144,7 @@ def _lint_dependencies(
 @click.option("--statistics", is_flag=True, help="Print the number of findings per rule.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("-q", "--quiet", is_flag=True, help="Print findings only, no summary.")
+@click.option("--no-cache", is_flag=True, help=f"Do not read or write the result cache ({CACHE_FOLDER}/).")
 @click.option("--no-prefilter", is_flag=True, hidden=True, help="Parse every file (benchmarks).")
 @click.option(
     "-j", "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: cores)."
@@ -165,6 +167,7 @@ def lint(
     statistics,
     exit_zero,
     quiet,
+    no_cache,
     no_prefilter,
     jobs,
 ) -> None:
@@ -194,7 +197,7 @@ def lint(
         return unsafe_fixes or finding.fix.applicability == "safe"
 
     python = [(path, display) for path, display in files if not is_dependency_file(path)]
-    result = lint_files(python, settings, jobs)
+    result = lint_files(python, settings, jobs, None if no_cache else config.root / CACHE_FOLDER)
     linked = replace(settings, project=result.project)  # a fix re-lints its file with the same project view
     dependency_findings, dependency_errors = _lint_dependencies(
         [(path, display) for path, display in files if is_dependency_file(path)], all_python, settings

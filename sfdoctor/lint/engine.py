@@ -16,6 +16,7 @@ from pathlib import Path
 import libcst as cst
 
 from ..findings import Finding, Location, RuleInfo
+from .cache import ResultCache
 from .project.facts import ModuleSummary
 from .project.link import link
 from .project.summary import summarise
@@ -200,10 +201,44 @@ def _lint_round(jobs_list: list[tuple[Path, str, bool]], settings: Settings, job
     return [_lint_path(path, display, settings, force) for path, display, force in jobs_list]
 
 
-def lint_files(files: list[tuple[Path, str]], settings: Settings, jobs: int | None = None) -> LintResult:
-    """Lint the files as one project: each file with what the others define (see `project.link`)."""
+def _cached_round(
+    batch: list[tuple[Path, str, bool]], settings: Settings, jobs: int, cache: ResultCache
+) -> list[FileResult]:
+    """One round of the project lint: files the prefilter skips and files whose bytes, settings and
+    project view are unchanged since the last run are answered here; the rest go to the workers."""
+    assert settings.project is not None
+    context = (settings.select, settings.ignore, sorted(settings.factories), settings.prefilter, settings.project.digest())
+    answered: dict[str, FileResult] = {}
+    keys: dict[str, str] = {}
+    for path, display, force in batch:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue  # the worker reports it
+        if settings.prefilter and not force and not settings.prefilter_pattern.search(data):
+            answered[display] = FileResult(lines=data.count(b"\n"))
+            continue
+        keys[display] = cache.key(data, display, force, context)
+        found = cache.get(keys[display])
+        if found is not None:
+            answered[display] = found
+    misses = [job for job in batch if job[1] not in answered]
+    for (_, display, _), result in zip(misses, _lint_round(misses, settings, jobs)):
+        answered[display] = result
+        if display in keys and not result.errors:
+            cache.put(keys[display], result)
+    return [answered[display] for _, display, _ in batch]
+
+
+def lint_files(
+    files: list[tuple[Path, str]], settings: Settings, jobs: int | None = None, cache_folder: Path | None = None
+) -> LintResult:
+    """Lint the files as one project: each file with what the others define (see `project.link`);
+    with `cache_folder`, reuse the results of files that did not change."""
     jobs = jobs or os.cpu_count() or 1
-    results, project = link(files, settings, lambda batch, linked: _lint_round(batch, linked, jobs))
+    cache = ResultCache(cache_folder)
+    results, project = link(files, settings, lambda batch, linked: _cached_round(batch, linked, jobs, cache))
+    cache.save()
     total = LintResult(files=len(files), project=project)
     for result in results.values():
         total.findings.extend(result.findings)

@@ -184,6 +184,7 @@ class Evaluator:
         self.factories = factories
         self.project = project
         self.filename = filename
+        self._optimizers: dict[tuple[object, Where], Optimizers | None] = {}
 
     # -- values ------------------------------------------------------------------------------
 
@@ -455,10 +456,18 @@ class Evaluator:
     # -- optimizers --------------------------------------------------------------------------
 
     def optimizers(self, node: cst.BaseExpression | Unpacked, where: Where, depth: int = 0) -> Optimizers:
-        """The ScheduleFree constructions that `node` may hold."""
+        """The ScheduleFree constructions that `node` may hold, remembered per (expression, place):
+        helpers returning each other's results would otherwise be followed exponentially often."""
+        memo = (node, where)
+        if memo in self._optimizers:
+            return self._optimizers[memo] or Optimizers()  # None: being computed (recursion)
         if depth > MAX_DEPTH:
             return Optimizers()
-        depth += 1
+        self._optimizers[memo] = None
+        found = self._optimizers[memo] = self._find_optimizers(node, where, depth + 1)
+        return found
+
+    def _find_optimizers(self, node: cst.BaseExpression | Unpacked, where: Where, depth: int) -> Optimizers:
         if isinstance(node, Unpacked):
             return self._unpacked_optimizers(node, where, depth)
         if isinstance(node, cst.Call):

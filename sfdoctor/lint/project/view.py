@@ -9,6 +9,8 @@ trailing part of its path is a name too (`library/train_util.py` is `library.tra
 
 from __future__ import annotations
 
+import hashlib
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +57,11 @@ class ProjectView:
             names |= {".".join(parts[start:]) for start in range(max(0, len(parts) - MAX_NAME_PARTS), len(parts))}
             for name in names - {""}:
                 self._table.setdefault(name, []).append(display)
+
+    def digest(self) -> str:
+        """Changes whenever what a file may learn from the project changes (module names, summaries)."""
+        summaries = sorted((d, s.module, s.imports, s.built, s.helpers, s.classes) for d, s in self.summaries.items())
+        return hashlib.sha256(pickle.dumps((sorted(self.modules.items()), summaries))).hexdigest()
 
     def with_summaries(self, summaries: dict[str, ModuleSummary]) -> ProjectView:
         return ProjectView(self.modules, {**self.summaries, **summaries}, self._table)
