@@ -397,6 +397,18 @@ class ModeAnalysis:
             for callee in e.callees
         )
 
+    def is_library_helper(self, function: Function | None) -> bool:
+        """A module-level function of a project module that nothing in its file calls and that never
+        touches an optimizer itself (`save_state_on_train_end(args, accelerator)`): its mode is its
+        callers', which the project analysis sees at their calls."""
+        return (
+            self.context.evaluator.project is not None
+            and function is not None
+            and function.class_name is None
+            and not self.call_states.get(function)
+            and not any(self.function_of.get(call) is function for call in self.receivers)
+        )
+
     def optimizers(self, key: Key) -> list[OptimizerSite]:
         return [self.sites[call] for call in key]
 
@@ -904,6 +916,8 @@ def mode_reports(context: FileContext, kind: str) -> list[ModeReport]:
     for event in analysis.events_of(kind):
         if any(analysis.has_own_logic(callee, ("evaluate", "save")) for callee in event.callees):
             continue  # the helper is analysed on its own
+        if analysis.is_library_helper(event.function):
+            continue  # judged at its calls, in the modules that call it
         for key in analysis.concerned_keys(event):
             if all(analysis.sites[call].is_closure for call in key):
                 continue
