@@ -57,6 +57,8 @@ EVALUATION_NAME = re.compile(
     r"^(run_|do_|_)?(eval|evaluate|evaluation|validate|validation|valid|val|test|testing|sample|sampling)(_\w*)?$"
     r"|_(eval|evaluate|evaluation|validate|validation|val|test)$"
 )
+EVIDENCE = "train()/eval() are called on it"  # the condition of an optimizer known only from its use
+EVALUATING_FUNCTION = re.compile(r"eval|valid|sample|test")
 SAVE_METHODS = frozenset({"save_pretrained", "save_model", "save_state", "save_checkpoint", "save_file", "save_weights"})
 # A model's methods that run a forward pass.
 FORWARD_METHODS = frozenset({"forward", "generate", "sample", "predict", "module"})
@@ -124,6 +126,9 @@ class ModeAnalysis:
         self.calls_by_statement: dict[cst.CSTNode, list[CallSite]] = {}
         self.order: dict[cst.CSTNode, int] = {}
         self.function_of: dict[cst.CSTNode, Function | None] = {}
+        # receiver text -> an optimizer built outside this file (evidence from use only where none is built here)
+        self.outside: dict[str, OptimizerSite] = self._outside_sites(evidence=not self.sites)
+        self.sites.update({site.call: site for site in self.outside.values()})
         if not self.sites:
             return
         for site in index.calls:
@@ -158,6 +163,9 @@ class ModeAnalysis:
             if not optimizers.sites and func.attr.value == "step" and len(site.node.args) == 1:
                 receiver = site.node.args[0].value  # GradScaler.step(optimizer)
                 optimizers = evaluator.optimizers(receiver, where)
+            if not optimizers.sites and (text := dotted_name(func.value)) in self.outside:
+                receiver = func.value
+                optimizers = Optimizers((self.outside[text],), not self.outside[text].possible)
             if optimizers.sites:
                 self.receivers[site.node] = (frozenset(s.call for s in optimizers.sites), optimizers)
                 self.receiver_expressions[site.node] = receiver
@@ -166,6 +174,41 @@ class ModeAnalysis:
                 self.mode_functions[site.node], optimizers = found
                 self.receivers[site.node] = (frozenset(s.call for s in optimizers.sites), optimizers)
                 self.receiver_expressions[site.node] = site.node.func
+
+    def _outside_sites(self, evidence: bool) -> dict[str, OptimizerSite]:
+        """Optimizers this file uses but does not build: `self.optimizer` that a base class in another
+        module of the project sets, and — evidence from use — an optimizer-named receiver of `train()`
+        / `eval()` (`self.model.optimizer.eval()`, often behind an `is_schedulefree` flag) that nothing
+        here builds: the code treats it as ScheduleFree, so the mode rules apply, as possible findings.
+        Keyed by the receiver's text; its first mode call stands for the construction."""
+        index = self.context.index
+        evaluator = self.context.evaluator
+        found: dict[str, OptimizerSite] = {}
+        for site in index.calls:
+            func = site.node.func
+            if not (isinstance(func, cst.Attribute) and func.attr.value in ("train", "eval", "step")):
+                continue
+            text = dotted_name(func.value)
+            if text is None or text in found or not OPTIMIZER_NAME.search(text.lower()):
+                continue
+            where = Where(site.statement, site.function)
+            if evaluator.optimizers(func.value, where).sites:
+                continue
+            built = self._inherited(text, site)
+            if built:
+                found[text] = OptimizerSite(site.node, built[0].class_name, where, possible=built[0].possible,
+                                            condition=built[0].condition)
+            elif evidence and func.attr.value != "step" and evaluator.project is not None:
+                found[text] = OptimizerSite(site.node, text, where, possible=True, condition=EVIDENCE)
+        return found
+
+    def _inherited(self, text: str, site: CallSite) -> tuple:
+        project = self.context.evaluator.project
+        class_name = site.function.class_name if site.function else None
+        if project is None or class_name is None or not text.startswith("self.") or text.count(".") != 1:
+            return ()
+        bases = self.context.index.class_bases.get(class_name, [])
+        return project.inherited_attribute(self.context.filename, bases, text[5:])
 
     def _mode_function(self, site: CallSite) -> tuple[str, Optimizers] | None:
         """`optimizer_eval_fn()`: a name bound to an optimizer's `eval`/`train` method (`opt.eval if
@@ -297,6 +340,8 @@ class ModeAnalysis:
         # in the file, it is that one, unless the event names some other model
         if len(self.sites) == 1 and not (event.models & self.model_texts):
             return set(self.keys)
+        if len(self.sites) == 1 and not any(self.tied.values()):
+            return set(self.keys)  # built elsewhere: which model it trains is unknown, and it is the only one
         return set()
 
     # -- functions ---------------------------------------------------------------------------
@@ -784,6 +829,17 @@ class _Walker:
             gathered = self.a.gather(candidate, self.function, site.statement) | {text}
             if any(g in tied for g in gathered for tied in self.a.tied.values()):
                 return text, gathered
+        if (
+            self.no_grad
+            and len(candidates) == 2
+            and not any(self.a.tied.values())
+            and self.function is not None
+            and EVALUATING_FUNCTION.search(self.function.name.lower())
+        ):
+            # an optimizer built elsewhere trains an unknown model: in a validation function,
+            # `model_setup.predict(model, batch)` under no_grad is the evaluation
+            text = dotted_name(candidates[1]) or ""
+            return text, self.a.gather(site.node, self.function, site.statement)
         return None
 
 
@@ -900,7 +956,10 @@ def conditions(analysis: ModeAnalysis, keys: frozenset[Key] | set[Key]) -> tuple
             site = analysis.sites[call]
             built = site.built
             where = f" ({built.filename}:{built.row})" if built is not None and built.row else ""
-            if site.condition:
+            if site.condition == EVIDENCE:
+                notes.append(f"`{site.class_name}` is built elsewhere; the code calls train()/eval() on it, "
+                             "so it is taken to be ScheduleFree")
+            elif site.condition:
                 notes.append(f"{site.class_name}{where} is chosen only when `{site.condition}`")
             elif site.possible:
                 notes.append(f"{site.class_name}{where} is one of the optimizers this code may build")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import libcst as cst
 
 from ..index import Function, dotted_name
-from ..modes import EVALUATION_NAME, NO_GRAD, OPTIMIZER_NAME, SAVE_METHODS, kinds, mode_analysis
+from ..modes import EVALUATION_NAME, OPTIMIZER_NAME, SAVE_METHODS, kinds, mode_analysis
 from ..rule import FileContext
 from ..values import OptimizerSite, Where, last_name
 from .facts import Built, ClassFacts, Helper, ModuleSummary
@@ -139,12 +139,10 @@ def _helper(context: FileContext, function: Function, module: str) -> Helper:
             calls.append(f"{module}.{func.value}")
         elif receiver == "self" and function.class_name:
             calls.append(f"{module}.{function.class_name}.{name}")
-    decorators = {last_name(d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator)
-                  for d in function.node.decorators}
     return Helper(
         params,
         tuple(saves),
-        bool(EVALUATION_NAME.match(function.name)) or bool(decorators & NO_GRAD),
+        bool(EVALUATION_NAME.match(function.name)),
         handles_mode,
         tuple(modes.items()),
         tuple(dict.fromkeys(calls)),
