@@ -43,31 +43,45 @@ def link(
     paths = dict((display, path) for path, display in files)
     batch = [(path, display, False) for path, display in files]
     results: dict[str, FileResult] = {}
-    exported: dict[str, object] = {}
+    exported: dict[str, tuple] = {}
     for _ in range(MAX_ROUNDS):
         current = replace(settings, project=view)
         results.update(zip((display for _, display, _ in batch), run(batch, current)))
         summaries = {d: r.summary for d, r in results.items() if r.summary is not None}
         view = view.with_summaries(summaries)
-        changed = {s.module for d, s in summaries.items() if exported.get(d) != _exports(s) and any(_exports(s))}
-        exported.update({d: _exports(s) for d, s in summaries.items()})
-        wanted = _packages_and_callees(view, results, paths) | set(_importers(view, results, paths, changed))
+        builders, helpers = set(), set()
+        for display, summary in summaries.items():
+            before = exported.get(display, ((), ()))
+            now = exported[display] = (_optimizer_exports(summary, view), _helper_exports(summary))
+            if now[0] != before[0] and any(now[0]):
+                builders.add(summary.module)
+            if now[1] != before[1] and now[1]:
+                helpers.add(summary.module)
+        wanted = _packages_and_callees(view, results, paths)
+        wanted |= set(_importers(view, results, paths, builders, trainers_only=False))
+        wanted |= set(_importers(view, results, paths, helpers - builders, trainers_only=True))
         if not wanted:
             break
         batch = [(paths[d], d, True) for d in sorted(wanted)]
     return results, view
 
 
-def _exports(summary: ModuleSummary) -> tuple:
-    """What other modules learn from this one: optimizers it builds, and helpers that save, evaluate
-    or switch a mode."""
+def _optimizer_exports(summary: ModuleSummary, view: ProjectView) -> tuple:
+    """The optimizers other modules get from this one: factories, ScheduleFree classes, `self.x` of
+    its classes, and a package's re-exports of those (importers of the package reach them)."""
+    reexports = {}
+    if summary.filename.endswith("__init__.py"):
+        reexports = {n: t for n, t in summary.imports.items() if view.built(summary.filename, t)}
     return (
         summary.built,
         {n: (c.schedulefree, c.attributes) for n, c in summary.classes.items() if c.schedulefree or c.attributes},
-        {n: h for n, h in summary.helpers.items() if h.saves or h.evaluates or h.modes or h.handles_mode},
-        # a package's re-exports: importers of the package learn its modules' factories through them
-        summary.imports if summary.filename.endswith("__init__.py") else {},
+        reexports,
     )
+
+
+def _helper_exports(summary: ModuleSummary) -> dict:
+    """Its functions that save, evaluate or switch a mode when called."""
+    return {n: h for n, h in summary.helpers.items() if h.saves or h.evaluates or h.modes or h.handles_mode}
 
 
 def _packages_and_callees(view: ProjectView, results: dict[str, FileResult], paths: dict[str, Path]) -> set[str]:
@@ -91,24 +105,33 @@ def _packages_and_callees(view: ProjectView, results: dict[str, FileResult], pat
 
 
 def _importers(
-    view: ProjectView, results: dict[str, FileResult], paths: dict[str, Path], modules: set[str]
+    view: ProjectView, results: dict[str, FileResult], paths: dict[str, Path], modules: set[str], trainers_only: bool
 ) -> list[str]:
-    """Files that name one of `modules` (by any of its names) and something it exports."""
+    """Files that import one of `modules`: summarised ones by their imports (with `trainers_only`, those
+    that train with a ScheduleFree optimizer: a save helper matters to them alone), others by an import
+    line naming the module and a word naming something it exports."""
+    if not modules:
+        return []
     exporting = [s for s in view.summaries.values() if s.module in modules]
     stems = {s.module.rsplit(".", 1)[-1] for s in exporting}
-    stems |= {part for s in exporting for part in s.module.split(".")}  # packages that re-export it
-    names = {n.split(".")[0] for s in exporting for part in _exports(s) for n in part}
-    mentions = [_words(stems), _words(names)]
+    names = {n.split(".")[0] for s in exporting for part in (*_optimizer_exports(s, view), _helper_exports(s)) for n in part}
+    mentions = [
+        re.compile(rb"(?m)^\s*(?:from|import)\s[^\n]*\b(?:" + b"|".join(re.escape(w.encode()) for w in sorted(stems)) + rb")\b"),
+        re.compile(rb"\b(?:" + b"|".join(re.escape(w.encode()) for w in sorted(names)) + rb")\b"),
+    ]
     found = []
     for display, result in results.items():
         summary = result.summary
-        if summary is not None and (
-            summary.module in modules
-            or not any(_names_module(view, display, target, modules) for target in summary.imports.values())
-        ):
+        if summary is not None:
+            if (
+                summary.module not in modules
+                and (summary.trains or not trainers_only)
+                and any(_names_module(view, display, target, modules) for target in summary.imports.values())
+            ):
+                found.append(display)
             continue
-        if summary is None and result.analysed:
-            continue  # parsed and failed (SF000): nothing to add
+        if trainers_only or result.analysed:
+            continue  # parsed and failed (SF000), or a module that does not train: nothing to add
         try:
             data = paths[display].read_bytes()
         except OSError:
@@ -116,10 +139,6 @@ def _importers(
         if all(pattern.search(data) for pattern in mentions):
             found.append(display)
     return found
-
-
-def _words(words: set[str]) -> re.Pattern[bytes]:
-    return re.compile(rb"\b(?:" + b"|".join(re.escape(w.encode()) for w in sorted(words)) + rb")\b")
 
 
 def _names_module(view: ProjectView, importer: str, target: str, modules: set[str]) -> bool:
