@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import replace
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import IO
@@ -29,13 +29,13 @@ from ..output import (
     print_statistics,
     summary_line,
 )
+from .cache import CACHE_FOLDER
 from .dependencies import (
     DEPENDENCY_RULES,
     is_dependency_file,
     lint_dependency_file,
     never_calls_optimizer_train,
 )
-from .cache import CACHE_FOLDER
 from .engine import Settings, lint_files, rule_infos
 from .files import DEFAULT_EXCLUDE, PathPatterns, changed_files, discover
 from .fix import FileFix, fix_file

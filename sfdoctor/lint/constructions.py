@@ -9,7 +9,7 @@ import libcst as cst
 
 from .index import SubscriptWrite
 from .rule import FileContext
-from .values import SF_CLASSES, Evaluator, Optimizers, OptimizerSite, Values, Where, last_name
+from .values import Evaluator, Optimizers, OptimizerSite, Values, Where
 
 
 def constructions(context: FileContext) -> list[OptimizerSite]:

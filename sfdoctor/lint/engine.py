@@ -75,9 +75,10 @@ class LintResult:
     project: ProjectView | None = None  # the view the files were linted with (fixes re-lint with it)
 
 
-def lint_source(filename: str, data: bytes, settings: Settings, force: bool = False) -> FileResult:
+def lint_source(filename: str, data: bytes, settings: Settings, force: bool = False, rules: bool = True) -> FileResult:
     """Lint one file's bytes (`force`: even when the prefilter finds nothing in it, because it uses
-    what another module defines). Never raises: a crashing rule becomes an internal error line."""
+    what another module defines; without `rules`, only its project summary is wanted: a module whose
+    helpers a training module calls). Never raises: a crashing rule becomes an internal error line."""
     result = FileResult(lines=data.count(b"\n"))
     if settings.prefilter and not force and not settings.prefilter_pattern.search(data):
         return result
@@ -91,7 +92,7 @@ def lint_source(filename: str, data: bytes, settings: Settings, force: bool = Fa
         result.findings.append(_syntax_error(filename, 1, 1, f"cannot decode the file: {error}"))
         return result
     context = FileContext(filename, module, settings.factories, settings.project)
-    for rule_class in discover_rules():
+    for rule_class in discover_rules() if rules else ():
         if not settings.enabled(rule_class.info.code):
             continue
         try:
@@ -169,12 +170,17 @@ def _ignore_comment_ranges(context: FileContext, lines: list[str]) -> list[tuple
     return ranges
 
 
-def _lint_path(path: Path, display: str, settings: Settings, force: bool = False) -> FileResult:
+# Why a file is linted in a round: the prefilter picks it (""), it uses what another module exports
+# ("uses"), or a training module calls its helpers and only its summary is wanted ("summary").
+Job = tuple[Path, str, str]
+
+
+def _lint_path(path: Path, display: str, settings: Settings, why: str = "") -> FileResult:
     try:
         data = path.read_bytes()
     except OSError as error:
         return FileResult(errors=[f"{display}: cannot read: {error.strerror or error}"])
-    return lint_source(display, data, settings, force)
+    return lint_source(display, data, settings, force=bool(why), rules=why != "summary")
 
 
 _worker_settings: Settings | None = None
@@ -185,24 +191,24 @@ def _init_worker(settings: Settings) -> None:
     _worker_settings = settings
 
 
-def _lint_in_worker(job: tuple[Path, str, bool]) -> FileResult:
+def _lint_in_worker(job: Job) -> FileResult:
     assert _worker_settings is not None
     return _lint_path(job[0], job[1], _worker_settings, job[2])
 
 
-def _lint_round(jobs_list: list[tuple[Path, str, bool]], settings: Settings, jobs: int) -> list[FileResult]:
-    """Lint (path, display name, force) jobs, in worker processes when there are enough of them."""
+def _lint_round(jobs_list: list[Job], settings: Settings, jobs: int) -> list[FileResult]:
+    """Lint (path, display name, why) jobs, in worker processes when there are enough of them."""
     if jobs > 1 and len(jobs_list) >= PARALLEL_THRESHOLD:
         # fork is cheap and keeps the imported rules; elsewhere use the platform default
         context = multiprocessing.get_context("fork") if sys.platform == "linux" else None
         with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(settings,)) as pool:
             chunks = max(1, min(64, len(jobs_list) // (jobs * 8)))
             return list(pool.map(_lint_in_worker, jobs_list, chunksize=chunks))
-    return [_lint_path(path, display, settings, force) for path, display, force in jobs_list]
+    return [_lint_path(path, display, settings, why) for path, display, why in jobs_list]
 
 
 def _cached_round(
-    batch: list[tuple[Path, str, bool]], settings: Settings, jobs: int, cache: ResultCache
+    batch: list[Job], settings: Settings, jobs: int, cache: ResultCache
 ) -> list[FileResult]:
     """One round of the project lint: files the prefilter skips and files whose bytes, settings and
     project view are unchanged since the last run are answered here; the rest go to the workers."""
@@ -210,15 +216,15 @@ def _cached_round(
     context = (settings.select, settings.ignore, sorted(settings.factories), settings.prefilter, settings.project.digest())
     answered: dict[str, FileResult] = {}
     keys: dict[str, str] = {}
-    for path, display, force in batch:
+    for path, display, why in batch:
         try:
             data = path.read_bytes()
         except OSError:
             continue  # the worker reports it
-        if settings.prefilter and not force and not settings.prefilter_pattern.search(data):
+        if settings.prefilter and not why and not settings.prefilter_pattern.search(data):
             answered[display] = FileResult(lines=data.count(b"\n"))
             continue
-        keys[display] = cache.key(data, display, force, context)
+        keys[display] = cache.key(data, display, why, context)
         found = cache.get(keys[display])
         if found is not None:
             answered[display] = found

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from ..findings import Location, Related
+from .index import CallSite, Function, Unpacked, dotted_name
 from .project.facts import Helper
 from .project.view import row_of
-from .index import CallSite, Function, Unpacked, dotted_name
 from .rule import FileContext
 from .schedulers import is_scheduler, sf_test_polarity
-from .values import PASS_THROUGH, SF_CLASSES, Evaluator, Optimizers, OptimizerSite, Where, last_name
+from .values import PASS_THROUGH, Evaluator, Optimizers, OptimizerSite, Where, last_name
 
 Fact = tuple[str, "cst.CSTNode | None"]
 Facts = frozenset[Fact]

@@ -55,3 +55,4 @@ class ModuleSummary:
     helpers: dict[str, Helper]
     classes: dict[str, ClassFacts]
     trains: bool = False  # it steps or switches a ScheduleFree optimizer: the helpers it imports matter
+    uses: tuple[str, ...] = ()  # absolute names of the imported functions and classes it calls

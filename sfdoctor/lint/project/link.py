@@ -21,7 +21,7 @@ from .view import ProjectView, module_names
 if TYPE_CHECKING:
     from ..engine import FileResult, Settings
 
-Job = tuple[Path, str, bool]
+Job = tuple[Path, str, str]  # (path, display name, why: "" | "uses" | "summary"), see engine.Job
 
 
 class _NotLinted:
@@ -40,8 +40,8 @@ def link(
     """Lint `files` with `run` (one batch of jobs under one view), round by round: the last result per
     file, and the view they were linted with."""
     view = ProjectView(module_names(files))
-    paths = dict((display, path) for path, display in files)
-    batch = [(path, display, False) for path, display in files]
+    paths = {display: path for path, display in files}
+    batch: list[Job] = [(path, display, "") for path, display in files]
     results: dict[str, FileResult] = {}
     exported: dict[str, tuple] = {}
     for _ in range(MAX_ROUNDS):
@@ -57,12 +57,13 @@ def link(
                 builders.add(summary.module)
             if now[1] != before[1] and now[1]:
                 helpers.add(summary.module)
-        wanted = _packages_and_callees(view, results, paths)
-        wanted |= set(_importers(view, results, paths, builders, trainers_only=False))
-        wanted |= set(_importers(view, results, paths, helpers - builders, trainers_only=True))
-        if not wanted:
+        summarise = _packages_and_callees(view, results, paths)
+        relint = set(_importers(view, results, paths, builders, trainers_only=False))
+        relint |= set(_importers(view, results, paths, helpers - builders, trainers_only=True))
+        if not summarise and not relint:
             break
-        batch = [(paths[d], d, True) for d in sorted(wanted)]
+        batch = [(paths[d], d, "uses") for d in sorted(relint)]
+        batch += [(paths[d], d, "summary") for d in sorted(summarise - relint)]
     return results, view
 
 
@@ -126,7 +127,7 @@ def _importers(
             if (
                 summary.module not in modules
                 and (summary.trains or not trainers_only)
-                and any(_names_module(view, display, target, modules) for target in summary.imports.values())
+                and any(_calls_export(view, display, used, modules, names) for used in summary.uses)
             ):
                 found.append(display)
             continue
@@ -141,7 +142,7 @@ def _importers(
     return found
 
 
-def _names_module(view: ProjectView, importer: str, target: str, modules: set[str]) -> bool:
-    """`library.train_util` or `library.train_util.get_optimizer` imported in `importer` is one of `modules`."""
-    found = view.module_of(importer, target)
-    return found is not None and found.module in modules
+def _calls_export(view: ProjectView, importer: str, used: str, modules: set[str], names: set[str]) -> bool:
+    """`importer` calls `used` (`library.train_util.get_optimizer`), which one of `modules` exports."""
+    found = view.locate(importer, used)
+    return found is not None and found[0].module in modules and found[1].split(".")[0] in names

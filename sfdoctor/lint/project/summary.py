@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..index import Function, dotted_name
+from ..index import CallSite, Function, ModuleIndex, dotted_name
 from ..modes import EVALUATION_NAME, OPTIMIZER_NAME, SAVE_METHODS, kinds, mode_analysis
 from ..rule import FileContext
 from ..values import OptimizerSite, Where, last_name
@@ -43,7 +43,18 @@ def summarise(context: FileContext, module: str) -> ModuleSummary:
         for name, bases in index.class_bases.items()
     }
     trains = bool(context.analysis(mode_analysis).receivers)
-    return ModuleSummary(context.filename, module, imports, built, helpers, classes, trains)
+    uses = tuple(sorted({project_name(context, site.qualname) for site in index.calls if _is_imported(index, site)}))
+    return ModuleSummary(context.filename, module, imports, built, helpers, classes, trains, uses)
+
+
+def _is_imported(index: ModuleIndex, site: CallSite) -> bool:
+    dotted = dotted_name(site.node.func)
+    return site.qualname is not None and dotted is not None and dotted.split(".")[0] in index.imports
+
+
+def project_name(context: FileContext, qualname: str | None) -> str:
+    project = context.evaluator.project
+    return project.absolute(context.filename, qualname or "") if project is not None else qualname or ""
 
 
 def _returned(context: FileContext, function: Function) -> tuple[Built, ...]:
@@ -133,8 +144,8 @@ def _helper(context: FileContext, function: Function, module: str) -> Helper:
         receiver = dotted_name(func.value) if isinstance(func, cst.Attribute) else None
         if name in ("train", "eval") and receiver in params and index.parent_statement.get(site.statement) is function.node:
             modes[receiver] = name
-        if site.qualname and site.qualname.split(".")[0] in index.imports:
-            calls.append(site.qualname)
+        if _is_imported(index, site):
+            calls.append(project_name(context, site.qualname))
         elif isinstance(func, cst.Name) and func.value in index.functions_by_name:
             calls.append(f"{module}.{func.value}")
         elif receiver == "self" and function.class_name:
