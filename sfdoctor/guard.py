@@ -131,16 +131,27 @@ def find_schedulefree(optimizer: Any) -> Any:
     """The ScheduleFree optimizer under wrappers: accelerate's AcceleratedOptimizer (`.optimizer`),
     Lightning's LightningOptimizer (`._optimizer`); their param_groups are the inner optimizer's."""
     found = optimizer
-    while type(found).__name__ not in WRAPPER_CLASSES:
-        inner = getattr(found, "optimizer", None) or getattr(found, "_optimizer", None)
-        if inner is None:
-            break
-        found = inner
-    if type(found).__name__ in WRAPPER_CLASSES or any(
-        is_schedulefree_group(group) for group in getattr(found, "param_groups", [])
-    ):
-        return found
-    raise TypeError(f"sfdoctor.watch: {type(optimizer).__name__} is not a ScheduleFree optimizer and wraps none")
+    while not _is_schedulefree(found):
+        found = getattr(found, "optimizer", None) or getattr(found, "_optimizer", None)
+        if found is None:
+            raise TypeError(f"sfdoctor.watch: {type(optimizer).__name__} is not a ScheduleFree optimizer "
+                            "and wraps none")
+    return found
+
+
+def _is_schedulefree(optimizer: Any) -> bool:
+    if type(optimizer).__name__ in WRAPPER_CLASSES:
+        return True
+    inner = getattr(optimizer, "optimizer", None) or getattr(optimizer, "_optimizer", None)
+    return inner is None and any(is_schedulefree_group(group) for group in getattr(optimizer, "param_groups", []))
+
+
+def wraps_schedulefree(optimizer: Any) -> bool:
+    try:
+        find_schedulefree(optimizer)
+    except TypeError:
+        return False
+    return True
 
 
 def scheduled_lr(group: dict) -> Any:
@@ -164,7 +175,7 @@ class Guard:
         self.log_every = log_every
         self.safe_division = safe_division
         self.findings: list[Finding] = []
-        self._sink = _metrics_sink(logger)
+        self._sink = metrics_sink(logger)
         self._site = user_site()  # findings with no better line point at the watch() call
         self._reported: set[tuple] = set()
         self._deferred: list[tuple] = []  # (condition tensor, report arguments) read at the next check
@@ -529,7 +540,7 @@ def _rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
-def _metrics_sink(target: Any) -> Callable[[dict[str, float], int], None] | None:
+def metrics_sink(target: Any) -> Callable[[dict[str, float], int], None] | None:
     """`logger=`: None (no metrics), a callable taking (metrics, step), or a CSV file path."""
     if target is None or callable(target):
         return target
