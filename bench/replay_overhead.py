@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from itertools import pairwise
 
 import schedulefree
@@ -27,21 +29,24 @@ def make_model(device: str) -> torch.nn.Module:
     return torch.nn.Sequential(*layers[:-1]).to(device)
 
 
-def train(steps: int, batch: int, device: str) -> float:
+def train(steps: int, batch: int, device: str,
+          around: Callable[[torch.optim.Optimizer], AbstractContextManager] = lambda optimizer: nullcontext()) -> float:
+    """Seconds for `steps` steps, timed inside `around(optimizer)` (bench/watch_overhead.py: the guard)."""
     model = make_model(device)
     optimizer = schedulefree.AdamWScheduleFree(model.parameters(), lr=1e-3)
     inputs = torch.randn(batch, 1024, device=device)
     targets = torch.randint(0, 10, (batch,), device=device)
     model.train()
     optimizer.train()
-    started = time.perf_counter()
-    for _ in range(steps):
-        optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(model(inputs), targets).backward()
-        optimizer.step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - started
+    with around(optimizer):
+        started = time.perf_counter()
+        for _ in range(steps):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(inputs), targets).backward()
+            optimizer.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - started
 
 
 def instrumented(steps: int, batch: int, device: str) -> float:
@@ -53,8 +58,9 @@ def instrumented(steps: int, batch: int, device: str) -> float:
         instrumentation.uninstall()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(candidate: Callable[[int, int, str], float] = instrumented, label: str = "instrumented",
+         description: str = __doc__.splitlines()[0]) -> None:
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch", type=int, default=256)
@@ -69,10 +75,10 @@ def main() -> None:
     plain, replayed = [], []
     for _ in range(options.runs):  # alternated, so drifts in machine load hit both sides alike
         plain.append(train(options.steps, options.batch, options.device))
-        replayed.append(instrumented(options.steps, options.batch, options.device))
+        replayed.append(candidate(options.steps, options.batch, options.device))
     plain_median, replayed_median = statistics.median(plain), statistics.median(replayed)
-    print(f"plain:        median {plain_median:.2f}s  runs {', '.join(f'{t:.2f}' for t in plain)}")
-    print(f"instrumented: median {replayed_median:.2f}s  runs {', '.join(f'{t:.2f}' for t in replayed)}")
+    print(f"{'plain:':<14}median {plain_median:.2f}s  runs {', '.join(f'{t:.2f}' for t in plain)}")
+    print(f"{label + ':':<14}median {replayed_median:.2f}s  runs {', '.join(f'{t:.2f}' for t in replayed)}")
     pair_ratios = [r / p for p, r in zip(plain, replayed)]
     print(f"ratio of medians: {replayed_median / plain_median:.3f}x; "
           f"median of pair ratios: {statistics.median(pair_ratios):.3f}x")
