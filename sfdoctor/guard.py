@@ -199,18 +199,19 @@ class Guard:
 
     def metrics(self) -> dict[str, float]:
         """`sf/<name>` per optimizer and group as Python floats (reads the device: call it when logging)."""
+        return {key: value for w in self._watched for key, value in self._metrics_of(w).items()}
+
+    def _metrics_of(self, w: Watched) -> dict[str, float]:
         metrics = {}
-        for w in self._watched:
-            groups = w.optimizer.param_groups
-            for index, (state, group) in enumerate(zip(w.groups, groups)):
-                suffix = (f"/opt{w.index}" if len(self._watched) > 1 else "") + (
-                    f"/group{index}" if len(groups) > 1 else "")
-                values = {
-                    "scheduled_lr": scheduled_lr(group), "weight_sum": group.get("weight_sum", 0.0),
-                    "ckp1": state.ckp1, "train_mode": w.train_mode(), "beta1": w.beta(group),
-                }
-                metrics.update({f"sf/{name}{suffix}": as_float(values[name]) for name in METRICS
-                                if values[name] is not None})
+        groups = w.optimizer.param_groups
+        for index, (state, group) in enumerate(zip(w.groups, groups)):
+            suffix = (f"/opt{w.index}" if len(self._watched) > 1 else "") + (f"/group{index}" if len(groups) > 1 else "")
+            values = {
+                "scheduled_lr": scheduled_lr(group), "weight_sum": group.get("weight_sum", 0.0),
+                "ckp1": state.ckp1, "train_mode": w.train_mode(), "beta1": w.beta(group),
+            }
+            metrics.update({f"sf/{name}{suffix}": as_float(values[name]) for name in METRICS
+                            if values[name] is not None})
         return metrics
 
     def close(self) -> None:
@@ -335,16 +336,8 @@ class Guard:
         zero_sum = weight_sum == 0
         if "silent_sgd_phase" in group:  # RAdamScheduleFree: lr 0 on its first steps by design
             zero_sum = zero_sum & (group["lr"] == 0)
-        if w.is_wrapper:
-            effect = f"which raises ZeroDivisionError in {type(w.optimizer).__name__} (no version guards it)"
-        elif isinstance(group["lr"], torch.Tensor):
-            effect = "which with a tensor lr writes NaN into every parameter of the group"
-        else:
-            effect = ("a ZeroDivisionError in schedulefree < 1.2.2 and 1.2.3, ckp1 = 0 (no learning) in later "
-                      "releases")
-        divided = "the guard divided safely and the run went on" if self.safe_division else "safe_division is off"
         self._check(zero_sum, codes.SF501, w, index, step, lambda: (
-            f"group {index} had weight_sum 0 at step {step}: weight/weight_sum was 0/0, {effect}; {divided}; "
+            f"group {index} had weight_sum 0 at step {step}: weight/weight_sum was 0/0, {self._zero_division(w, group)}; "
             f"{_lr_cause(w, group)}"),
             ("give the group a positive lr; to freeze parameters use requires_grad_(False) or leave them out",))
         self._check(_not_finite(state.ckp1), codes.SF502, w, index, step, lambda: (
@@ -353,6 +346,16 @@ class Guard:
         self._check(lr < 0, codes.SF510, w, index, step, lambda: (
             f"group {index} stepped with a negative lr ({as_float(lr)}) at step {step}; {_lr_cause(w, group)}"),
             ("give a positive lr",))
+
+    def _zero_division(self, w: Watched, group: dict) -> str:
+        if w.is_wrapper:
+            upstream = f"which raises ZeroDivisionError in {type(w.optimizer).__name__} (no version guards it)"
+        elif isinstance(group["lr"], torch.Tensor):
+            upstream = "which with a tensor lr writes NaN into every parameter of the group"
+        else:
+            upstream = "a ZeroDivisionError in schedulefree < 1.2.2 and 1.2.3, ckp1 = 0 (no learning) in later releases"
+        return upstream + ("; the guard divided safely and the run went on" if self.safe_division
+                           else "; safe_division is off")
 
     def _check_precision(self, w: Watched) -> None:
         for index, group in enumerate(w.optimizer.param_groups):
@@ -385,7 +388,7 @@ class Guard:
         w.window_start = step
         self._compare_ranks(w, step)
         if self._sink is not None and _rank() == 0:
-            self._sink(self.metrics(), step)
+            self._sink(self._metrics_of(w), step)
 
     def _check_zero_grads(self, w: Watched, index: int, probe: tuple, step: int) -> None:
         params, grad_norms, before = probe
