@@ -83,6 +83,7 @@ class WatchedGroup(dict):
 
 
 def _writer() -> Writer:
+    """Called from WatchedGroup.__setitem__: the LR scheduler on the stack that wrote, or user code."""
     frame = sys._getframe(2)
     while frame is not None:
         scheduler = frame.f_locals.get("self")
@@ -132,7 +133,7 @@ def find_schedulefree(optimizer: Any) -> Any:
     Lightning's LightningOptimizer (`._optimizer`); their param_groups are the inner optimizer's."""
     found = optimizer
     while not _is_schedulefree(found):
-        found = getattr(found, "optimizer", None) or getattr(found, "_optimizer", None)
+        found = _inner(found)
         if found is None:
             raise TypeError(f"sfdoctor.watch: {type(optimizer).__name__} is not a ScheduleFree optimizer "
                             "and wraps none")
@@ -142,8 +143,12 @@ def find_schedulefree(optimizer: Any) -> Any:
 def _is_schedulefree(optimizer: Any) -> bool:
     if type(optimizer).__name__ in WRAPPER_CLASSES:
         return True
-    inner = getattr(optimizer, "optimizer", None) or getattr(optimizer, "_optimizer", None)
-    return inner is None and any(is_schedulefree_group(group) for group in getattr(optimizer, "param_groups", []))
+    groups = getattr(optimizer, "param_groups", [])
+    return _inner(optimizer) is None and any(is_schedulefree_group(group) for group in groups)
+
+
+def _inner(optimizer: Any) -> Any:
+    return getattr(optimizer, "optimizer", None) or getattr(optimizer, "_optimizer", None)
 
 
 def wraps_schedulefree(optimizer: Any) -> bool:

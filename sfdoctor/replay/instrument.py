@@ -1,7 +1,8 @@
 """Hooks and patches that watch every ScheduleFree optimizer while the user's script runs.
 
 The real upstream `step()` always runs. Around it the instrumentation records each param group,
-applies the safe division (see `sfdoctor.groups.lift_weight_sum`) and stops the script after the requested number of steps.
+applies the safe division (`sfdoctor.groups.lift_weight_sum`) and stops the script after the
+requested number of steps.
 """
 
 from __future__ import annotations
