@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .guard import Guard
+    from .guard import Guard, SFDoctorError, SFDoctorWarning  # noqa: F401 (also served by __getattr__)
 
 __version__ = "0.1.0"
 
@@ -24,3 +24,12 @@ def watch(optimizer: Any, *more: Any, on_problem: str = "warn", log_every: int =
 
     return Guard([optimizer, *more], on_problem=on_problem, log_every=log_every, safe_division=safe_division,
                  logger=logger)
+
+
+def __getattr__(name: str) -> Any:
+    """`sfdoctor.Guard`, `sfdoctor.SFDoctorWarning`, `sfdoctor.SFDoctorError`, imported on first use (torch)."""
+    if name in ("Guard", "SFDoctorError", "SFDoctorWarning"):
+        from . import guard
+
+        return getattr(guard, name)
+    raise AttributeError(f"module 'sfdoctor' has no attribute {name!r}")

@@ -14,7 +14,7 @@ import schedulefree
 import torch
 
 import sfdoctor
-from sfdoctor.guard import Guard, SFDoctorError, SFDoctorWarning
+from sfdoctor import Guard, SFDoctorError, SFDoctorWarning
 
 STEPS = 8
 LOG_EVERY = 4
