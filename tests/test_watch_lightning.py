@@ -6,11 +6,13 @@ import csv
 from pathlib import Path
 
 import lightning as L
+import pytest
 import schedulefree
 import torch
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, TensorDataset
 
+from sfdoctor import SFDoctorError
 from sfdoctor.integrations.lightning import SFDoctorCallback
 
 
@@ -39,10 +41,10 @@ class Regression(L.LightningModule):
             self.optimizers().eval()  # the checkpoint after validation then holds x
 
 
-def fit(tmp_path: Path, eval_before_validation: bool) -> SFDoctorCallback:
+def fit(tmp_path: Path, eval_before_validation: bool, on_problem: str = "log") -> SFDoctorCallback:
     torch.manual_seed(0)
     data = TensorDataset(torch.randn(16, 4), torch.randn(16, 1))
-    callback = SFDoctorCallback(on_problem="log", log_every=2)
+    callback = SFDoctorCallback(on_problem=on_problem, log_every=2)
     trainer = L.Trainer(
         max_epochs=2, accelerator="cpu", logger=CSVLogger(tmp_path), callbacks=[callback], default_root_dir=tmp_path,
         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
@@ -67,3 +69,11 @@ def test_eval_before_the_checkpoint_is_quiet_and_metrics_reach_the_csv_logger(tm
     assert [int(row["step"]) for row in rows] == [2, 4, 6, 8]
     assert all(float(row["sf/scheduled_lr"]) == 1e-2 and float(row["sf/train_mode"]) == 1.0 for row in rows)
     assert 0 < float(rows[-1]["sf/ckp1"]) < 1 and float(rows[-1]["sf/weight_sum"]) > 0
+
+
+def test_raise_stops_the_run_before_the_checkpoint_and_leaves_no_hook(tmp_path: Path) -> None:
+    original_save = torch.save
+    with pytest.raises(SFDoctorError, match="SF513"):
+        fit(tmp_path, eval_before_validation=False, on_problem="raise")
+    assert torch.save is original_save
+    assert list(tmp_path.glob("**/*.ckpt")) == []

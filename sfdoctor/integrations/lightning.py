@@ -45,6 +45,9 @@ class SFDoctorCallback(Callback):
             return save_checkpoint(filepath, *args, **kwargs)
         trainer.save_checkpoint = checked_save_checkpoint  # what ModelCheckpoint and users call
 
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        self.teardown(trainer, pl_module, "fit")  # a crashed or interrupted run leaves no hook behind
+
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
         if self.guard is not None:
             self.guard.close()

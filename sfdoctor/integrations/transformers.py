@@ -32,6 +32,8 @@ class SFDoctorCallback(TrainerCallback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
         _move_first(self)
+        if self.guard is not None:  # a train() that raised never reached on_train_end
+            self.guard.close()
         self.guard = Guard([optimizer], **self.options)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
