@@ -380,7 +380,9 @@ class Guard:
                 self._check_zero_grads(w, index, state.probe, step)
             trained = [(p, before) for p, before in zip(group["params"], state.window)
                        if p.grad is not None and sample(p).shape == before.shape]
-            if trained and not _moved([sample(p) for p, _ in trained], [before for _, before in trained]).any():
+            # RAdamScheduleFree does not move in its first steps by design (weight_sum stays 0 there)
+            rectifying = "silent_sgd_phase" in group and group["weight_sum"] == 0 and group["lr"] != 0
+            if trained and not rectifying and not _moved([sample(p) for p, _ in trained], [before for _, before in trained]).any():
                 self._report(codes.SF503, w, index, step,
                              f"group {index} did not move in steps {w.window_start + 1}-{step} (scheduled lr "
                              f"{as_float(scheduled_lr(group))}): the run does not learn; {_lr_cause(w, group)}",

@@ -98,6 +98,14 @@ def test_zero_lr_is_reported_once_and_does_not_learn() -> None:
     assert "optimizer.step()" in Path(__file__).read_text().splitlines()[guard.findings[0].location.row - 1]
 
 
+def test_radam_first_steps_without_movement_are_by_design() -> None:
+    model = make_model()
+    optimizer = schedulefree.RAdamScheduleFree(model.parameters(), lr=1e-2)
+    with sfdoctor.watch(optimizer, on_problem="log", log_every=2) as guard:
+        train(model, optimizer)
+    assert guard.findings == []
+
+
 def test_warmup_scheduler_is_named_as_the_cause() -> None:
     model = make_model()
     optimizer = schedulefree.AdamWScheduleFree(model.parameters(), lr=1e-2)
