@@ -439,7 +439,7 @@ class Guard:
             return
         saved = _tensor_pointers(obj)
         for w in in_train:
-            if any(p.data_ptr() in saved for group in w.optimizer.param_groups for p in group["params"]):
+            if any(p.numel() and p.data_ptr() in saved for group in w.optimizer.param_groups for p in group["params"]):
                 self.saved_in_train_mode(w, "torch.save")
 
     def saved_in_train_mode(self, w: Watched | None = None, what: str = "a checkpoint") -> None:

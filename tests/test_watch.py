@@ -47,8 +47,8 @@ def negative_lr_optimizer(model: torch.nn.Module):
     return optimizer
 
 
-def guarded(optimizer, **options) -> Guard:
-    return sfdoctor.watch(optimizer, on_problem="log", log_every=LOG_EVERY, **options)
+def guarded(*optimizers, **options) -> Guard:
+    return sfdoctor.watch(*optimizers, on_problem="log", log_every=LOG_EVERY, **options)
 
 
 def codes(guard: Guard) -> list[tuple[str, int | None, int | None]]:
@@ -86,6 +86,25 @@ def test_csv_logger_names_each_group(tmp_path: Path) -> None:
     assert guard.findings == []
     assert [row["step"] for row in rows] == ["4", "8"]
     assert float(rows[1]["sf/scheduled_lr/group1"]) == 0.5 and float(rows[1]["sf/scheduled_lr/group0"]) == 0.1
+
+
+def test_several_optimizers_are_named_in_the_metrics() -> None:
+    model = make_model()
+    first = schedulefree.AdamWScheduleFree(model[0].parameters(), lr=1e-2)
+    second = schedulefree.SGDScheduleFree(model[2].parameters(), lr=0.1)
+    with guarded(first, second) as guard:
+        generator = torch.Generator().manual_seed(1)
+        model.train()
+        first.train()
+        second.train()
+        for _ in range(2):
+            inputs = torch.randn(16, 4, generator=generator)
+            torch.nn.functional.mse_loss(model(inputs), inputs[:, :1]).backward()
+            first.step()
+            second.step()
+    metrics = guard.metrics()
+    assert metrics["sf/scheduled_lr/opt0"] == 1e-2 and metrics["sf/scheduled_lr/opt1"] == 0.1
+    assert len(metrics) == 10 and guard.findings == []
 
 
 def test_zero_lr_is_reported_once_and_does_not_learn() -> None:
