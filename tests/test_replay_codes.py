@@ -19,6 +19,7 @@ EXPECTED = {
     "SF505": ("momentum-changed", "error"), "SF506": ("step-in-eval-mode", "error"),
     "SF507": ("eval-did-not-move", "warning"), "SF508": ("zero-grad-moved", "error"),
     "SF509": ("rank-divergence", "error"), "SF510": ("negative-lr-at-step", "error"),
+    "SF512": ("low-precision-average", "warning"), "SF513": ("saved-at-y", "warning"),
 }
 
 

@@ -1,4 +1,4 @@
-"""Replay rule identities (RULES.md, SF5xx). Importing this module must not import torch."""
+"""Replay and guard rule identities (RULES.md, SF5xx). Importing this module must not import torch."""
 
 from __future__ import annotations
 
@@ -44,5 +44,15 @@ SF510 = RuleInfo(
     "SF510", "negative-lr-at-step", "error",
     "A group stepped with a negative learning rate.",
 )
+SF512 = RuleInfo(
+    "SF512", "low-precision-average", "warning",
+    "The parameters or z of a ScheduleFree optimizer are bf16/fp16 during the run: the average x barely moves.",
+)
+SF513 = RuleInfo(
+    "SF513", "saved-at-y", "warning",
+    "A checkpoint was taken while the ScheduleFree optimizer was in train mode: it holds y, not the average x.",
+)
 
-REPLAY_RULES: tuple[RuleInfo, ...] = (SF501, SF502, SF503, SF504, SF505, SF506, SF507, SF508, SF509, SF510)
+REPLAY_RULES: tuple[RuleInfo, ...] = (
+    SF501, SF502, SF503, SF504, SF505, SF506, SF507, SF508, SF509, SF510, SF512, SF513,
+)

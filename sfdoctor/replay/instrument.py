@@ -1,7 +1,8 @@
 """Hooks and patches that watch every ScheduleFree optimizer while the user's script runs.
 
 The real upstream `step()` always runs. Around it the instrumentation records each param group,
-applies the safe division (see `_lift`) and stops the script after the requested number of steps.
+applies the safe division (`sfdoctor.groups.lift_weight_sum`) and stops the script after the
+requested number of steps.
 """
 
 from __future__ import annotations
@@ -21,18 +22,11 @@ from torch.optim.optimizer import (
     register_optimizer_step_pre_hook,
 )
 
+from ..groups import group_beta, is_schedulefree_group, lift_weight_sum, sample, unlift_weight_sum
 from .frames import is_user_file, user_site
 from .record import Change, Event, GroupTrace, OptimizerTrace, SchedulerTrace, Writer
 
-# What every ScheduleFree optimizer keeps in its param groups (vendored copies included).
-SCHEDULEFREE_GROUP_KEYS = ("weight_sum", "lr_max", "k")
 WATCHED_KEYS = ("lr", "betas", "momentum")
-# The smallest *normal* double: a subnormal lift such as 5e-324 would be flushed to 0 by
-# torch.set_flush_denormal(True), which also sets the CPU's flush-to-zero mode for Python floats.
-FLOAT_LIFT = sys.float_info.min
-# Per-step parameter changes are measured on at most about this many evenly spaced elements of each
-# tensor (all of a smaller one): copying every parameter on every step would cost ~15% of a step.
-SAMPLE = 4096
 
 
 class ReplayStop(BaseException):
@@ -58,27 +52,8 @@ class TrackedGroup(dict):
         return self.__dict__.get("writers", {}).get(key)
 
 
-def is_schedulefree_group(group: dict) -> bool:
-    return all(key in group for key in SCHEDULEFREE_GROUP_KEYS)
-
-
-def group_beta(group: dict) -> Any:
-    return group["betas"][0] if "betas" in group else group.get("momentum")
-
-
-def sample(p: torch.Tensor) -> torch.Tensor:
-    """Evenly spaced elements of a parameter: a view, so it sees the parameter's current values."""
-    flat = p.detach().reshape(-1)
-    return flat[:: max(1, flat.numel() // SAMPLE)]
-
-
 def scalar_copy(value: Any) -> Any:
     return value.detach().clone() if isinstance(value, torch.Tensor) else value
-
-
-def _unlift(weight_sum: Any, lift: Any) -> Any:
-    """Exact: (w + tiny) - tiny is w for every weight w that upstream can produce, and 0 for w = 0."""
-    return weight_sum - lift if isinstance(lift, torch.Tensor) or lift else weight_sum
 
 
 @dataclass
@@ -315,7 +290,7 @@ class Instrumentation:
             group_trace.last_lr, group_trace.last_beta = group["lr"], beta
             params = [p for p in group["params"] if p.grad is not None]
             self._keep_initial(group_trace, params)
-            lift = self._lift(group)
+            lift = lift_weight_sum(group)
             record = {
                 "step": step, "k": group.get("k", 0), "lr": scalar_copy(group["lr"]),
                 "train_mode": train_mode, "beta1": beta, "params_with_grad": len(params),
@@ -333,26 +308,6 @@ class Instrumentation:
             return  # tensors are not compared: that would synchronise with the device every step
         written_key = key if key == "lr" else "betas" if "betas" in group else "momentum"
         trace.changes.append(Change(step, key, last, value, group.writer(written_key)))
-
-    @staticmethod
-    def _lift(group: dict) -> Any:
-        """The safe division: a zero weight_sum is lifted to the smallest normal number before the step.
-
-        Upstream computes weight_sum += weight; ckp1 = weight / weight_sum. With the lift, a zero
-        weight gives ckp1 = 0 / tiny = 0 (what the upstream guard `ckp1 = 0` gives, bit for bit), a
-        positive weight w gives w / (w + tiny) = 1 exactly as w / w does, and `_finish_step` takes
-        the lift back off, restoring weight_sum exactly. Tensors are lifted with arithmetic instead
-        of a comparison so that no step waits for the device.
-        """
-        weight_sum, lr = group.get("weight_sum", 0.0), group["lr"]
-        if isinstance(weight_sum, torch.Tensor):
-            lift = (weight_sum == 0) * torch.finfo(weight_sum.dtype).tiny
-        elif weight_sum != 0:
-            return 0.0
-        else:
-            lift = torch.finfo(lr.dtype).tiny if isinstance(lr, torch.Tensor) else FLOAT_LIFT
-        group["weight_sum"] = weight_sum + lift
-        return lift
 
     @staticmethod
     def _keep_initial(trace: GroupTrace, params: list[torch.Tensor]) -> None:
@@ -379,7 +334,7 @@ class Instrumentation:
             weight_sum = group.get("weight_sum", 0.0)
             weight = weight_sum - pending.weight_sum_before
             record["ckp1"] = weight / weight_sum if isinstance(weight_sum, torch.Tensor) or weight_sum else 0.0
-            weight_sum = group["weight_sum"] = _unlift(weight_sum, pending.lift)
+            weight_sum = group["weight_sum"] = unlift_weight_sum(weight_sum, pending.lift)
             # The safe division was needed where upstream divided 0 by 0 (tensors: & keeps it on the device).
             record["safe_division"] = (pending.lift > 0) & (weight_sum == 0)
             lr = record["lr"]
@@ -409,7 +364,7 @@ class Instrumentation:
     def _abort_step(self, trace: OptimizerTrace) -> None:
         """A step raised: undo its lift so the optimizer is left as upstream would leave it."""
         for pending in self._pending.pop(trace.index, []):
-            pending.group["weight_sum"] = _unlift(pending.group.get("weight_sum", 0.0), pending.lift)
+            pending.group["weight_sum"] = unlift_weight_sum(pending.group.get("weight_sum", 0.0), pending.lift)
 
     # -- closures, losses and eval() ----------------------------------------------------------
 
