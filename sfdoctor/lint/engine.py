@@ -23,6 +23,7 @@ SYNTAX_ERROR = RuleInfo("SF000", "syntax-error", "error", "A file that does not 
 PREFILTER = re.compile(rb"schedule_?free", re.IGNORECASE)
 NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 IGNORE_NEXT = re.compile(r"^\s*#\s*sfdoctor:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
+TOO_DEEP = "the code nests too deeply for the analysis (Python's recursion limit)"
 # Below this many files, starting worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 16
 
@@ -80,18 +81,27 @@ def lint_source(filename: str, data: bytes, settings: Settings) -> FileResult:
     except (UnicodeDecodeError, LookupError, SyntaxError, ValueError) as error:
         result.findings.append(_syntax_error(filename, 1, 1, f"cannot decode the file: {error}"))
         return result
-    context = FileContext(filename, module, settings.factories)
+    try:
+        context = FileContext(filename, module, settings.factories)
+    except RecursionError:
+        result.errors.append(f"{filename}: not analysed: {TOO_DEEP}")
+        return result
+    gave_up = []
     for rule_class in discover_rules():
         if not settings.enabled(rule_class.info.code):
             continue
         try:
             rule_class(context).check()
+        except RecursionError:  # bounded by Python's recursion limit: the file is reported, not the run
+            gave_up.append(rule_class.info.code)
         except Exception as error:  # noqa: BLE001 - one rule's bug must not take the run down
             where = traceback.extract_tb(error.__traceback__)[-1]
             result.errors.append(
                 f"{filename}: internal error in {rule_class.info.code}: {type(error).__name__}: {error} "
                 f"({Path(where.filename).name}:{where.lineno})"
             )
+    if gave_up:
+        result.errors.append(f"{filename}: not analysed by {', '.join(gave_up)}: {TOO_DEEP}")
     if context.findings:
         result.findings = _unsuppressed(context, data)
     return result
