@@ -230,6 +230,7 @@ def lint(
             show_fixes=show_fixes,
             applicable=applicable,
             files_checked=len(files),
+            errors=len(errors),
         )
     for error in errors:
         click.echo(f"sfdoctor: error: {error}", err=True)
@@ -250,17 +251,28 @@ def _report(
     show_fixes: bool,
     applicable: Callable[[Finding], bool],
     files_checked: int,
+    errors: int,
 ) -> None:
     console = make_console(stream)
     human = output_format in ("full", "concise") and not statistics
     _print_findings(findings, output_format, statistics, console, stream)
     if human and not quiet:
-        console.print(summary_line(findings, files_checked))
+        console.print(_summary(findings, files_checked, errors))
         if not fix:
             _print_fixable(findings, applicable, console)
     if fix and (show_fixes or not quiet):
         # machine-readable output must stay parseable: the fix report goes to stderr then
         _print_fixed(fixes, show_fixes, console if human else make_console(sys.stderr))
+
+
+def _summary(findings: list[Finding], files_checked: int, errors: int) -> str:
+    """The summary line; with errors (a file not read or not analysed) it never says all checks passed."""
+    if not errors:
+        return summary_line(findings, files_checked)
+    missed = f"not everything could be checked ({plural(errors, 'error')} below)."
+    if not findings:
+        return f"No findings in {plural(files_checked, 'file')} checked, but {missed}"
+    return f"{summary_line(findings, files_checked).rstrip('.')}; {missed}"
 
 
 def _print_findings(
