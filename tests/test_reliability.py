@@ -5,6 +5,8 @@ Each test reproduces one failure of the reliability audit (`shared/audits/reliab
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from cli_helpers import lint, write
@@ -14,6 +16,12 @@ ZERO_LR = SF_HEADER + "opt = schedulefree.AdamWScheduleFree(model.parameters(), 
 CLEAN = SF_HEADER + "opt = schedulefree.AdamWScheduleFree(model.parameters(), lr=1e-3)\n"
 
 pytestmark = pytest.mark.usefixtures("in_tmp_path")
+
+
+def lint_process(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """The real CLI in a child process: a hang fails the test (TimeoutExpired) instead of blocking the suite."""
+    command = [sys.executable, "-m", "sfdoctor", "lint", "--isolated", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -61,3 +69,46 @@ def test_deep_code_in_the_parallel_path_keeps_the_other_files_findings() -> None
     assert result.exit_code == 2, result.output
     assert len(json.loads(result.stdout)["runs"][0]["results"]) == 16
     assert len(error_lines(result.stderr)) == 1
+
+
+# -- F6: constant arithmetic is bounded; what is too large is unknown -----------------------------
+
+TRAINER_ARGS = (
+    "from transformers import TrainingArguments\nname = {}\n"
+    "args = TrainingArguments('o', optim='schedule_free_adamw', lr_scheduler_type=name)\n"
+)
+COSTLY = {
+    "lr=10 ** 10 ** 10": (SF_HEADER + "opt = schedulefree.AdamWScheduleFree(model.parameters(), lr=10 ** 10 ** 10)\n", []),
+    "9 ** 9 ** 9 through a name": (
+        SF_HEADER + "base = 9\nlr = base ** base ** base\nopt = schedulefree.AdamWScheduleFree(model.parameters(), lr=lr)\n",
+        [],
+    ),
+    "a string repeated 10 ** 10 times": (
+        TRAINER_ARGS.format("'constant' * 10 ** 10"),
+        [],
+    ),
+    "%-formatting a gigabyte": (
+        TRAINER_ARGS.format("'%0999999999d' % 1"),
+        [],
+    ),
+    "a lambda raising the step to 10 ** 6": (
+        SF_HEADER + "from torch.optim.lr_scheduler import LambdaLR\n"
+        "opt = schedulefree.AdamWScheduleFree(model.parameters(), lr=1e-3)\n"
+        "sched = LambdaLR(opt, lambda s: 0 * s ** 10 ** 6)\n",
+        ["SF102"],
+    ),
+    "small arithmetic is still evaluated": (
+        SF_HEADER + "opt = schedulefree.AdamWScheduleFree(model.parameters(), lr=2 ** 100 - 2 ** 100 + 0 * 3)\n",
+        ["SF110"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", COSTLY)
+def test_costly_constant_arithmetic_is_unknown_not_a_hang_or_memory_error(case: str) -> None:
+    source, codes = COSTLY[case]
+    write("train.py", source)
+    result = lint_process("--output-format", "json", "train.py", timeout=30)
+    assert result.returncode == (1 if codes else 0), result.stderr
+    assert [f["code"] for f in json.loads(result.stdout)] == codes
+    assert result.stderr == ""

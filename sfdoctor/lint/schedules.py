@@ -11,7 +11,7 @@ import operator
 
 import libcst as cst
 
-from .values import _BINARY, Evaluator, Where
+from .values import _BINARY, Evaluator, Where, bounded
 
 MAX_WARMUP_SEARCH = 100_000
 _COMPARE = {
@@ -95,7 +95,8 @@ class Schedule:
         if isinstance(node, cst.Name) and node.value in env:
             return env[node.value]
         if isinstance(node, cst.BinaryOperation) and type(node.operator) in _BINARY:
-            return _BINARY[type(node.operator)](self._expression(node.left, env), self._expression(node.right, env))
+            operation = _BINARY[type(node.operator)]
+            return bounded(operation, self._expression(node.left, env), self._expression(node.right, env))
         if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
             return -self._expression(node.expression, env)
         if isinstance(node, cst.IfExp):
