@@ -388,6 +388,7 @@ class _Walker:
         self._recorded: dict[tuple, Event] = {}
         self.no_grad: list[cst.CSTNode] = []
         self.autocast: list[list[bool]] = []  # per autocast block: has a forward pass run in it
+        self._loop_results: dict[tuple, tuple[State | None, tuple[bool, ...]]] = {}
         if function is not None:
             for decorator in function.node.decorators:
                 target = decorator.decorator
@@ -417,7 +418,7 @@ class _Walker:
         if isinstance(node, cst.If):
             return self.branch(node, state)
         if isinstance(node, (cst.For, cst.While)):
-            return self.loop(node, state)
+            return self.memoized_loop(node, state)
         if isinstance(node, cst.With):
             return self.with_block(node, state)
         if isinstance(node, cst.Try) or type(node).__name__ == "TryStar":
@@ -507,6 +508,22 @@ class _Walker:
         if node.orelse is not None and done is not None:
             done = self.block(_statements(node.orelse.body), done)
         return join(done, *frame.breaks)
+
+    def memoized_loop(self, node: cst.For | cst.While, state: State) -> State | None:
+        """`loop`, walked once per entry state: each fixpoint pass over an outer loop walks the inner
+        loops again, which made the time exponential in the nesting depth. Walks that record events
+        are never skipped; a repeated fixpoint or later-iteration walk would only repeat what the
+        first one recorded."""
+        if self.recording == RECORD:
+            return self.loop(node, state)
+        memo = (node, self.recording, frozenset(state.items()), tuple(flags[0] for flags in self.autocast))
+        if memo not in self._loop_results:
+            done = self.loop(node, state)
+            self._loop_results[memo] = (done, tuple(flags[0] for flags in self.autocast))
+        done, forwarded = self._loop_results[memo]
+        for flags, value in zip(self.autocast, forwarded):
+            flags[0] = value  # a forward pass in the loop marks the autocast blocks around it
+        return done
 
     def with_block(self, node: cst.With, state: State) -> State | None:
         pushed_no_grad = pushed_autocast = 0
