@@ -112,3 +112,15 @@ def test_costly_constant_arithmetic_is_unknown_not_a_hang_or_memory_error(case: 
     assert result.returncode == (1 if codes else 0), result.stderr
     assert [f["code"] for f in json.loads(result.stdout)] == codes
     assert result.stderr == ""
+
+
+# -- F8: the mode analysis is polynomial in the loop nesting ---------------------------------------
+
+
+def test_nineteen_nested_loops_are_analysed_in_seconds_not_minutes() -> None:
+    # before: the time doubled with each level (57 s for 19 levels); a hang fails with TimeoutExpired
+    loops = "".join(f"{'    ' * depth}for i{depth} in y:\n" for depth in range(19))
+    write("train.py", CLEAN + loops + "    " * 19 + "opt.step()\n")
+    result = lint_process("--output-format", "concise", "train.py", timeout=30)
+    assert result.returncode == 1
+    assert "train.py:23:" in result.stdout and "SF201" in result.stdout
