@@ -17,6 +17,7 @@ import libcst as cst
 
 from ..findings import Finding, Location, RuleInfo
 from .rule import FileContext, Rule, discover_rules, source_lines
+from .source import DEFAULT_MAX_FILE_SIZE, MEGABYTE, NotLintable, read_source, utf8_source
 
 SYNTAX_ERROR = RuleInfo("SF000", "syntax-error", "error", "A file that does not parse.")
 # Every finding needs a ScheduleFree optimizer or a `schedule_free_*` Trainer option in the file.
@@ -34,6 +35,7 @@ class Settings:
     ignore: tuple[str, ...] = ()
     factories: frozenset[str] = frozenset()  # qualified names of functions returning SF optimizers
     prefilter: bool = True
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE * MEGABYTE  # bytes; larger files are not parsed
 
     def enabled(self, code: str) -> bool:
         """Ruff's rule: the longest matching prefix decides; on a tie, ignore wins."""
@@ -69,6 +71,7 @@ class LintResult:
 
 def lint_source(filename: str, data: bytes, settings: Settings) -> FileResult:
     """Lint one file's bytes. Never raises: a crashing rule becomes an internal error line."""
+    data = utf8_source(data)
     result = FileResult(lines=data.count(b"\n"))
     if settings.prefilter and not settings.prefilter_pattern.search(data):
         return result
@@ -165,11 +168,14 @@ def _ignore_comment_ranges(context: FileContext, lines: list[str]) -> list[tuple
 
 
 def _lint_path(path: Path, display: str, settings: Settings) -> FileResult:
+    wanted = settings.prefilter_pattern if settings.prefilter else None
     try:
-        data = path.read_bytes()
+        data = read_source(path, settings.max_file_size, wanted)
     except OSError as error:
         return FileResult(errors=[f"{display}: cannot read: {error.strerror or error}"])
-    return lint_source(display, data, settings)
+    except NotLintable as reason:
+        return FileResult(errors=[f"{display}: not analysed: {reason}"])
+    return FileResult() if data is None else lint_source(display, data, settings)
 
 
 _worker_settings: Settings | None = None
