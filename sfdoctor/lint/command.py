@@ -37,6 +37,7 @@ from .dependencies import (
 from .engine import Settings, lint_files, rule_infos
 from .files import DEFAULT_EXCLUDE, PathPatterns, changed_files, discover
 from .fix import FileFix, fix_file
+from .source import DEFAULT_MAX_FILE_SIZE, MEGABYTE
 
 Files = list[tuple[Path, str]]
 
@@ -51,8 +52,11 @@ def _codes(values: Sequence[str], source: str) -> tuple[str, ...]:
     return tuple("SF" if c == "ALL" else c for c in codes)
 
 
-def _settings(config: Config, select, extend_select, ignore, prefilter: bool) -> Settings:
+def _settings(
+    config: Config, select, extend_select, ignore, prefilter: bool, max_file_size: int | None
+) -> Settings:
     where = f"in {config.path}"
+    megabytes = max_file_size or config.lint.get("max-file-size", DEFAULT_MAX_FILE_SIZE)
     chosen = _codes(select, "--select") or _codes(config.lint.get("select", ["SF"]), f"'select' {where}")
     return Settings(
         select=chosen
@@ -61,6 +65,7 @@ def _settings(config: Config, select, extend_select, ignore, prefilter: bool) ->
         ignore=_codes(ignore, "--ignore") + _codes(config.lint.get("ignore", ()), f"'ignore' {where}"),
         factories=frozenset(config.lint.get("optimizer-factories", ())),
         prefilter=prefilter,
+        max_file_size=megabytes * MEGABYTE,
     )
 
 
@@ -142,6 +147,12 @@ def _lint_dependencies(
 @click.option("--statistics", is_flag=True, help="Print the number of findings per rule.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("-q", "--quiet", is_flag=True, help="Print findings only, no summary.")
+@click.option(
+    "--max-file-size",
+    type=click.IntRange(min=1),
+    metavar="MB",
+    help=f"Do not analyse larger files that mention schedulefree (default: {DEFAULT_MAX_FILE_SIZE}).",
+)
 @click.option("--no-prefilter", is_flag=True, hidden=True, help="Parse every file (benchmarks).")
 @click.option(
     "-j", "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: cores)."
@@ -164,6 +175,7 @@ def lint(
     statistics,
     exit_zero,
     quiet,
+    max_file_size,
     no_prefilter,
     jobs,
 ) -> None:
@@ -171,7 +183,7 @@ def lint(
     if config_file is not None and not config_file.is_file():
         raise ConfigError(f"--config {config_file}: no such file")
     config = load_config(config_file, isolated)
-    settings = _settings(config, select, extend_select, ignore, prefilter=not no_prefilter)
+    settings = _settings(config, select, extend_select, ignore, not no_prefilter, max_file_size)
     output_format = output_format or config.lint.get("output-format", "full")
     excludes = PathPatterns.from_patterns(
         [*config.lint.get("exclude", DEFAULT_EXCLUDE), *config.lint.get("extend-exclude", ())], config.root

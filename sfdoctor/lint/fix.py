@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import difflib
-import io
 import os
 import re
 import stat
 import tempfile
-import tokenize
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +16,7 @@ import libcst as cst
 from ..findings import Edit, Finding
 from .engine import Settings, lint_source
 from .rule import source_lines
+from .source import NotLintable, read_source, source_encoding
 
 MAX_ROUNDS = 10  # a fix that keeps producing new fixes is a rule bug: stop instead of looping
 LINE_END = re.compile(r"\r\n|\r|\n")
@@ -48,13 +47,17 @@ def fix_file(
     outcome = FileFix(display)
     path = path.resolve()  # write through a symlink, not over it
     try:
-        data = path.read_bytes()
-        encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+        data = read_source(path) or b""
+        encoding = source_encoding(data)
         outcome.original = data.decode(encoding)
-    except (OSError, SyntaxError, UnicodeDecodeError, LookupError) as error:
+    except (OSError, NotLintable, SyntaxError, UnicodeDecodeError, LookupError) as error:
         outcome.errors.append(
             f"{display}: cannot fix: cannot read: {getattr(error, 'strerror', None) or error}"
         )
+        return outcome
+    if outcome.original.encode(encoding) != data:  # a UTF-16 file of the other byte order
+        outcome.errors.append(f"{display}: cannot fix: it would not be written back in its own {encoding} bytes")
+        outcome.fixed, outcome.remaining = outcome.original, lint_source(display, data, settings).findings
         return outcome
     outcome.fixed, outcome.applied, outcome.remaining, outcome.errors = fixed_text(
         display, outcome.original, encoding, settings, applicable
