@@ -5,8 +5,10 @@ Each test reproduces one failure of the reliability audit (`shared/audits/reliab
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from cli_helpers import lint, write
@@ -124,3 +126,120 @@ def test_nineteen_nested_loops_are_analysed_in_seconds_not_minutes() -> None:
     result = lint_process("--output-format", "concise", "train.py", timeout=30)
     assert result.returncode == 1
     assert result.stdout.startswith("train.py:24:77: SF201 ")
+
+
+# -- F1: FIFOs, sockets and devices are never read -------------------------------------------------
+
+
+def test_a_fifo_in_a_linted_folder_is_skipped_and_the_other_files_are_linted() -> None:
+    write("project/zero.py", ZERO_LR)
+    os.mkfifo("project/blocks.py")  # reading it would wait forever for a writer
+    result = lint_process("--output-format", "concise", "project", timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.startswith("project/zero.py:4:") and "1 file checked" in result.stdout
+
+
+def test_a_fifo_named_on_the_command_line_is_a_one_line_error() -> None:
+    os.mkfifo("blocks.py")
+    result = lint_process("blocks.py", timeout=30)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "sfdoctor: error: blocks.py: not a regular file or folder (a FIFO)\n"
+
+
+def test_a_file_replaced_by_a_fifo_after_discovery_is_reported_not_read() -> None:
+    os.mkfifo("blocks.py")
+    script = (
+        "from pathlib import Path\nfrom sfdoctor.lint.engine import Settings, lint_files\n"
+        "print(lint_files([(Path('blocks.py'), 'blocks.py')], Settings()).errors)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True)
+    assert done.stdout == "['blocks.py: not analysed: not a regular file (a FIFO)']\n"
+
+
+# -- F4: invalid glob ranges -----------------------------------------------------------------------
+
+
+def test_a_gitignore_line_git_cannot_use_is_skipped_and_the_others_still_apply() -> None:
+    write("project/.gitignore", "[z-a]\n!\nignored.py\n")
+    write("project/ignored.py", ZERO_LR)
+    write("project/zero.py", ZERO_LR)
+    result = lint("--output-format", "concise", "project")
+    assert result.exit_code == 1, result.output
+    assert [line.split(":")[0] for line in result.stdout.splitlines()[:-1]] == ["project/zero.py"]
+
+
+@pytest.mark.parametrize(
+    ("key", "table"),
+    [("exclude", '["[z-a]"]'), ("extend-exclude", '["ok/", "[z-a]"]'), ("per-file-ignores", '{"[z-a]" = ["SF1"]}')],
+)
+def test_an_invalid_pattern_in_the_configuration_is_a_one_line_error_naming_file_and_key(key: str, table: str) -> None:
+    write("pyproject.toml", f"[tool.sfdoctor]\n{key} = {table}\n")
+    write("zero.py", ZERO_LR)
+    result = lint("zero.py")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"sfdoctor: error: {os.getcwd()}/pyproject.toml: '{key}' has an invalid pattern '[z-a]': "
+        "bad character range z-a\n"
+    )
+
+
+# -- F5: a size limit; larger files are reported, not parsed ---------------------------------------
+
+BIG_STRING = 'padding = "' + "x" * 1_100_000 + '"\n'  # 1.1 MB on one line: cheap to parse when allowed
+
+
+def test_a_file_over_the_size_limit_that_mentions_schedulefree_is_reported_as_not_analysed() -> None:
+    write("big.py", ZERO_LR + BIG_STRING)
+    write("zero.py", ZERO_LR)
+    result = lint("--output-format", "json", "big.py", "zero.py")
+    assert result.exit_code == 2
+    assert [f["filename"] for f in json.loads(result.stdout)] == ["zero.py"]
+    assert result.stderr == (
+        "sfdoctor: error: big.py: not analysed: 1.1 MB is over the size limit of 1 MB "
+        "(max-file-size in [tool.sfdoctor], or --max-file-size)\n"
+    )
+
+
+def test_a_file_over_the_size_limit_without_schedulefree_needs_no_analysis() -> None:
+    write("big.py", "import torch\n" + BIG_STRING * 3)
+    result = lint("big.py")
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert "All checks passed! (1 file checked)" in result.stdout
+
+
+def test_the_size_limit_is_set_by_the_command_line_or_the_configuration() -> None:
+    write("big.py", ZERO_LR + BIG_STRING)
+    assert [f["code"] for f in json.loads(lint("--output-format", "json", "--max-file-size", "2", "big.py").stdout)] == [
+        "SF110"
+    ]
+    write("pyproject.toml", "[tool.sfdoctor]\nmax-file-size = 2\n")
+    assert lint("big.py").exit_code == 1
+    write("pyproject.toml", "[tool.sfdoctor]\nmax-file-size = 0\n")
+    result = lint("big.py")
+    assert result.exit_code == 2 and "'max-file-size' must be at least 1 (megabytes), got 0" in result.stderr
+
+
+# -- F9: UTF-16/32 files are decoded by their BOM --------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+def test_a_file_with_a_utf16_or_utf32_bom_is_analysed(encoding: str) -> None:
+    write("zero.py", "\ufeff# café\n".encode(encoding) + ZERO_LR.encode(encoding))
+    assert [(f["code"], f["location"]) for f in json.loads(lint("--output-format", "json", "zero.py").stdout)] == [
+        ("SF110", {"row": 5, "column": 61})
+    ]
+
+
+def test_a_utf16_file_is_fixed_in_utf16_or_left_alone_when_its_bytes_would_change() -> None:
+    script = SF_HEADER + "opt = schedulefree.AdamWScheduleFreeClosure(model.parameters())\nopt.train()\n"
+    native = "utf-16-le" if sys.byteorder == "little" else "utf-16-be"
+    other = "utf-16-be" if native == "utf-16-le" else "utf-16-le"
+    write("native.py", ("\ufeff" + script).encode(native))
+    write("other.py", ("\ufeff" + script).encode(other))
+    result = lint("--fix", "native.py", "other.py")
+    assert result.exit_code == 2
+    fixed = script.replace("opt.train()\n", "")
+    assert Path("native.py").read_bytes() == ("\ufeff" + fixed).encode(native)
+    assert Path("other.py").read_bytes() == ("\ufeff" + script).encode(other)
+    assert result.stderr == "sfdoctor: error: other.py: cannot fix: it would not be written back in its own utf-16 bytes\n"
+    assert "other.py:5:1: SF205" in result.stdout
