@@ -243,3 +243,36 @@ def test_a_utf16_file_is_fixed_in_utf16_or_left_alone_when_its_bytes_would_chang
     assert Path("other.py").read_bytes() == ("\ufeff" + script).encode(other)
     assert result.stderr == "sfdoctor: error: other.py: cannot fix: it would not be written back in its own utf-16 bytes\n"
     assert "other.py:5:1: SF205" in result.stdout
+
+
+# -- F12: a keyword is added after a parenthesised last argument, not inside it -------------------
+
+WARMUP_SCHEDULER = (
+    SF_HEADER + "from torch.optim.lr_scheduler import LambdaLR, OneCycleLR\n"
+    "optimizer = schedulefree.AdamWScheduleFree(model.parameters(), lr=1e-3, betas=(0.9, 0.999))\n"
+    "scheduler = LambdaLR(optimizer, lambda s: min(1.0, s / 100))\n"
+    "optimizer.train()\nfor x in range(3):\n    optimizer.step()\n    scheduler.step()\n"
+)
+
+
+ONE_CYCLE = (
+    SF_HEADER + "from torch.optim.lr_scheduler import OneCycleLR\n"
+    "optimizer = schedulefree.AdamWScheduleFree(model.parameters(), lr=1e-3)\n"
+    "scheduler = OneCycleLR(optimizer, max_lr=0.1, total_steps=100, div_factor=(25.0))\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("source", "last_argument", "added"),
+    [
+        (WARMUP_SCHEDULER, "betas=(0.9, 0.999))", ", warmup_steps=100"),
+        (WARMUP_SCHEDULER.replace("betas=(0.9, 0.999)", "weight_decay=(0.0)"), "weight_decay=(0.0))", ", warmup_steps=100"),
+        (ONE_CYCLE, "div_factor=(25.0))", ", cycle_momentum=False"),
+    ],
+    ids=["SF102 betas", "SF102 weight_decay", "SF103 div_factor"],
+)
+def test_a_keyword_fix_goes_after_a_parenthesised_last_argument(source: str, last_argument: str, added: str) -> None:
+    write("train.py", source)
+    result = lint("--fix", "--unsafe-fixes", "--select", "SF102,SF103", "train.py")
+    assert (result.exit_code, result.stderr) == (0, ""), result.output
+    assert f"{last_argument[:-1]}{added})\n" in Path("train.py").read_text()  # before the call's `)`
