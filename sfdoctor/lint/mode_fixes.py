@@ -28,6 +28,10 @@ def train_before_loop(context: FileContext, step: cst.Call, facts: Facts) -> Fix
     loop = _innermost_loop(context, site.statement)
     if loop is not None:
         evals = [origin for kind, origin in facts if kind == "eval" and isinstance(origin, cst.Call)]
+        built_inside = [o for o in evals if o in analysis.sites and _runs_inside(analysis, o, loop, frozenset())]
+        if built_inside:  # constructed in the loop: above the construction the name is not bound yet
+            edit = insert_after(context, context.index.site_of[built_inside[-1]].statement, f"{name}.train()")
+            return Fix(f"insert {name}.train()", "unsafe", (edit,)) if edit else None
         if not any(_runs_inside(analysis, origin, loop, frozenset()) for origin in evals):
             target: cst.CSTNode = loop
         elif isinstance(loop.body, cst.IndentedBlock):
