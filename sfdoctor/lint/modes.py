@@ -700,13 +700,27 @@ class _Walker:
             flags[0] = True
         model_mode = state.get(("model", model), AT_ENTRY)
         kinds = {kind for kind, _ in model_mode}
-        if kinds == {"eval"}:
+        if kinds == {"eval"} and (self.no_grad or not self.trains_alongside(site)):
             region = min((origin for _, origin in model_mode), key=lambda n: self.a.order.get(n, 0))
             self.record(Event("evaluate", node, self.function, state, region=region, models=models))
         elif self.no_grad and kinds == {"train"}:
             self.record(Event("recalibrate", node, self.function, state, region=self.no_grad[-1], models=models))
         elif self.no_grad:
             self.record(Event("evaluate", node, self.function, state, region=self.no_grad[-1], models=models))
+
+    def trains_alongside(self, site: CallSite) -> bool:
+        """A forward pass in a loop (or function) that also calls backward(): training with the model
+        in eval mode (BatchNorm statistics or dropout frozen on purpose), not an evaluation."""
+        index = self.context.index
+        scope = next(
+            (s for s in index.enclosing_statements(site.statement) if isinstance(s, (cst.For, cst.While, cst.FunctionDef))),
+            None,
+        )
+        return any(
+            last_name(other.node.func) == "backward"
+            and (index.within(other.statement, scope) if scope is not None else other.function is None)
+            for other in index.calls
+        )
 
     def forward_model(self, site: CallSite) -> tuple[str, frozenset[str]] | None:
         """The model a call runs (`model(x)`, `self.net.generate(...)`, `ddp_model(x)`), if an SF optimizer trains it."""
