@@ -276,3 +276,68 @@ def test_a_keyword_fix_goes_after_a_parenthesised_last_argument(source: str, las
     result = lint("--fix", "--unsafe-fixes", "--select", "SF102,SF103", "train.py")
     assert (result.exit_code, result.stderr) == (0, ""), result.output
     assert f"{last_argument[:-1]}{added})\n" in Path("train.py").read_text()  # before the call's `)`
+
+
+# -- F13: SF201's fix for an optimizer built inside the loop; a fix that does not settle ---------
+
+
+def test_train_is_inserted_after_an_optimizer_built_inside_the_loop() -> None:
+    body = "for epoch in range(10):\n    optimizer = schedulefree.AdamWScheduleFree(model.parameters(), lr=1e-3)\n"
+    write("train.py", SF_HEADER + body + "    optimizer.step()\n")
+    result = lint("--fix", "--unsafe-fixes", "train.py")
+    assert (result.exit_code, result.stderr) == (0, ""), result.output
+    assert Path("train.py").read_text() == SF_HEADER + body + "    optimizer.train()\n    optimizer.step()\n"
+
+
+def test_a_fix_that_does_not_settle_is_dropped_alone_and_the_other_fixes_are_applied() -> None:
+    # the model the first optimizer trains is saved after `optimizer` was rebound to a second one:
+    # SF203's fix calls eval() on the second, so SF203 comes back after every round
+    script = (
+        SF_HEADER + "opt = schedulefree.SGDScheduleFreeClosure(model.parameters(), lr=0.1)\nopt.train()\n"
+        "optimizer = schedulefree.AdamWScheduleFree(model.parameters(), lr=1e-3)\n"
+        "optimizer.train()\nfor x in range(3):\n    model(x).sum().backward()\n    optimizer.step()\n"
+        "optimizer = schedulefree.AdamWScheduleFree(torch.nn.Linear(2, 2).parameters(), lr=1e-3)\n"
+        "optimizer.eval()\ntorch.save(model.state_dict(), 'model.pt')\n"
+    )
+    write("train.py", script)
+    result = lint("--fix", "--unsafe-fixes", "--output-format", "concise", "train.py")
+    assert result.exit_code == 2
+    assert result.stderr == "sfdoctor: error: train.py:13:1: SF203 fix dropped: it did not settle\n"
+    assert Path("train.py").read_text() == script.replace("opt.train()\n", "")  # SF205's fix
+    assert "train.py:12:1: SF203 " in result.stdout  # still reported, a line up
+
+
+# -- F14: model.eval() while training is not an evaluation ----------------------------------------
+
+FROZEN_BATCHNORM = SF_HEADER + (
+    "optimizer = schedulefree.AdamWScheduleFree(model.parameters(), lr=1e-3)\n"
+    "for epoch in range(10):\n"
+    "    model.train()\n"
+    "    optimizer.train()\n"
+    "    model.eval()  # BatchNorm statistics frozen while fine-tuning\n"
+    "    for x, y in data:\n"
+    "        optimizer.zero_grad()\n"
+    "        loss_fn(model(x), y).backward()\n"
+    "        optimizer.step()\n"
+    "    optimizer.eval()\n"
+)
+
+
+def test_training_with_the_model_in_eval_mode_is_not_an_evaluation() -> None:
+    write("train.py", FROZEN_BATCHNORM)
+    result = lint("--diff", "--unsafe-fixes", "train.py")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "Would fix 0 findings in 0 files.\n")
+
+
+@pytest.mark.parametrize(
+    "evaluation",
+    [
+        "    model.eval()\n    for x, y in valid:\n        total += loss_fn(model(x), y).item()\n",
+        "    with torch.no_grad():\n        for x, y in valid:\n            total += loss_fn(model(x), y).item()\n",
+    ],
+    ids=["model.eval() without no_grad", "no_grad"],
+)
+def test_an_evaluation_in_train_mode_is_still_reported(evaluation: str) -> None:
+    script = FROZEN_BATCHNORM.replace("    optimizer.eval()\n", evaluation)
+    write("train.py", script)
+    assert [f["code"] for f in json.loads(lint("--output-format", "json", "train.py").stdout)] == ["SF202"]
