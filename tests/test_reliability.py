@@ -341,3 +341,39 @@ def test_an_evaluation_in_train_mode_is_still_reported(evaluation: str) -> None:
     script = FROZEN_BATCHNORM.replace("    optimizer.eval()\n", evaluation)
     write("train.py", script)
     assert [f["code"] for f in json.loads(lint("--output-format", "json", "train.py").stdout)] == ["SF202"]
+
+
+# -- F7: the warm-up length is computed, not searched step by step --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("schedule", "warmup"),
+    [
+        ("lambda step: min(1.0, step / total_steps)", "total_steps"),  # 1,000,000: past the old search
+        ("lambda step: min(1.0, 2 * step / 3_000_000)", "1500000"),
+        ("lambda step: min(1.0, (step / 2_000_000) ** 2)", "2000000"),  # not linear: bisection
+        ("lambda step: step / 500 if step < 500 else 0.999 ** (step - 500)", "500"),  # warm-up, then decay
+    ],
+)
+def test_the_warmup_length_of_a_long_or_curved_warmup_is_found(schedule: str, warmup: str) -> None:
+    write(
+        "train.py",
+        SF_HEADER + "from torch.optim.lr_scheduler import LambdaLR\ntotal_steps = 1_000_000\n"
+        "optimizer = schedulefree.AdamWScheduleFree(model.parameters(), lr=1e-3)\n"
+        f"scheduler = LambdaLR(optimizer, {schedule})\n",
+    )
+    result = lint("--diff", "--unsafe-fixes", "train.py")
+    assert f"+optimizer = schedulefree.AdamWScheduleFree(model.parameters(), lr=1e-3, warmup_steps={warmup})\n" in (
+        result.stdout
+    ), result.output
+
+
+def test_a_warmup_that_never_reaches_one_gets_no_fix() -> None:
+    write(
+        "train.py",
+        SF_HEADER + "from torch.optim.lr_scheduler import LambdaLR\n"
+        "optimizer = schedulefree.AdamWScheduleFree(model.parameters(), lr=1e-3)\n"
+        "scheduler = LambdaLR(optimizer, lambda step: min(0.5, step / 1e308))\n",
+    )
+    result = lint("--output-format", "json", "train.py")
+    assert [(f["code"], f["fix"]) for f in json.loads(result.stdout)] == [("SF102", None)]
