@@ -25,6 +25,7 @@ PREFILTER = re.compile(rb"schedule_?free", re.IGNORECASE)
 NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 IGNORE_NEXT = re.compile(r"^\s*#\s*sfdoctor:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
 TOO_DEEP = "the code nests too deeply for the analysis (Python's recursion limit)"
+PARSER_LIMIT = "Python parses it but libcst, the parser sfdoctor uses, does not (one of its limits)"
 # Below this many files, starting worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 16
 
@@ -79,7 +80,11 @@ def lint_source(filename: str, data: bytes, settings: Settings) -> FileResult:
     try:
         module = cst.parse_module(data)
     except cst.ParserSyntaxError as error:
-        result.findings.append(_python_syntax_error(filename, data, error))
+        finding = _python_syntax_error(filename, data, error)
+        if finding is None:
+            result.errors.append(f"{filename}: not analysed: {PARSER_LIMIT}")
+        else:
+            result.findings.append(finding)
         return result
     except (UnicodeDecodeError, LookupError, SyntaxError, ValueError) as error:
         result.findings.append(_syntax_error(filename, 1, 1, f"cannot decode the file: {error}"))
@@ -110,15 +115,16 @@ def lint_source(filename: str, data: bytes, settings: Settings) -> FileResult:
     return result
 
 
-def _python_syntax_error(filename: str, data: bytes, error: cst.ParserSyntaxError) -> Finding:
-    """Python's own message and position where it has one: libcst's can point a line too far."""
+def _python_syntax_error(filename: str, data: bytes, error: cst.ParserSyntaxError) -> Finding | None:
+    """Python's own message and position where it has one: libcst's can point a line too far.
+    None when Python parses the file: libcst's parser has limits that Python's has not."""
     try:
         compile(data, filename, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
     except SyntaxError as python_error:
         return _syntax_error(filename, python_error.lineno or 1, python_error.offset or 1, python_error.msg)
     except ValueError:  # null bytes
-        pass
-    return _syntax_error(filename, error.raw_line, error.raw_column + 1, error.message)
+        return _syntax_error(filename, error.raw_line, error.raw_column + 1, error.message)
+    return None
 
 
 def _syntax_error(filename: str, row: int, column: int, message: str) -> Finding:
