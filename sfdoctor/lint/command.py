@@ -189,6 +189,9 @@ def lint(
         [*config.lint.get("exclude", DEFAULT_EXCLUDE), *config.lint.get("extend-exclude", ())], config.root
     )
     files = discover(list(paths) or ["."], excludes, force_exclude)
+    # only named on the command line: a folder walk looks at *.py files
+    notebooks = [display for path, display in files if path.suffix == ".ipynb"]
+    files = [(path, display) for path, display in files if path.suffix != ".ipynb"]
     # SF002 looks at all the project's Python files, even those --diff-base leaves out
     all_python = [(path, display) for path, display in files if not is_dependency_file(path)]
     if diff_base is not None:
@@ -211,6 +214,7 @@ def lint(
     )
     findings = [f for f in result.findings + dependency_findings if reported(f)]
     errors = result.errors + dependency_errors
+    errors += [f"{name}: not linted: a Jupyter notebook, not a Python file (not supported yet)" for name in notebooks]
     fixes: list[FileFix] = []
     if fix or diff:
         paths_by_name = {display: path for path, display in python}
