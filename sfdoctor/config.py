@@ -90,7 +90,8 @@ def load_config(explicit: Path | None = None, isolated: bool = False, start: Pat
         if not isinstance(value, list) or not all(isinstance(code, str) for code in value):
             raise ConfigError(f"{path}: 'per-file-ignores' entry {key!r} must be a list of rule codes")
     if lint.get("max-file-size", 1) < 1:
-        raise ConfigError(f"{path}: 'max-file-size' must be at least 1 (megabytes), got {lint['max-file-size']!r}")
+        size = lint["max-file-size"]
+        raise ConfigError(f"{path}: 'max-file-size' must be at least 1 (megabytes), got {size!r}")
     if lint.get("output-format", "full") not in FORMATS:
         raise ConfigError(
             f"{path}: 'output-format' must be one of {', '.join(FORMATS)}, got {lint['output-format']!r}"

@@ -241,7 +241,7 @@ def test_a_utf16_file_is_fixed_in_utf16_or_left_alone_when_its_bytes_would_chang
     fixed = script.replace("opt.train()\n", "")
     assert Path("native.py").read_bytes() == ("\ufeff" + fixed).encode(native)
     assert Path("other.py").read_bytes() == ("\ufeff" + script).encode(other)
-    assert result.stderr == "sfdoctor: error: other.py: cannot fix: it would not be written back in its own utf-16 bytes\n"
+    assert result.stderr == "sfdoctor: error: other.py: cannot fix: it would not be written back as the same utf-16 bytes\n"
     assert "other.py:5:1: SF205" in result.stdout
 
 
@@ -377,3 +377,36 @@ def test_a_warmup_that_never_reaches_one_gets_no_fix() -> None:
     )
     result = lint("--output-format", "json", "train.py")
     assert [(f["code"], f["fix"]) for f in json.loads(result.stdout)] == [("SF102", None)]
+
+
+# -- F10: a notebook named on the command line -----------------------------------------------------
+
+
+def test_a_notebook_named_on_the_command_line_is_said_not_to_be_a_python_file() -> None:
+    cell = {"cell_type": "code", "source": ["opt = schedulefree.AdamWScheduleFree(m.parameters(), lr=0)"]}
+    write("train.ipynb", json.dumps({"cells": [cell], "nbformat": 4, "nbformat_minor": 5}))
+    write("zero.py", ZERO_LR)
+    result = lint("--output-format", "concise", "train.ipynb", "zero.py")
+    assert result.exit_code == 2
+    assert result.stdout.startswith("zero.py:4:") and "1 file checked" in result.stdout
+    assert result.stderr == (
+        "sfdoctor: error: train.ipynb: not linted: a Jupyter notebook, not a Python file (not supported yet)\n"
+    )
+
+
+# -- F11: what Python parses is never a syntax error -----------------------------------------------
+
+
+def test_valid_python_that_libcst_cannot_parse_is_not_analysed_rather_than_a_syntax_error() -> None:
+    write("joined.py", ZERO_LR + "x = " + " ".join(['"a"'] * 5000) + "\n")
+    result = lint("--output-format", "json", "joined.py")
+    assert (result.exit_code, json.loads(result.stdout)) == (2, [])
+    assert result.stderr == (
+        "sfdoctor: error: joined.py: not analysed: Python parses it but libcst, the parser sfdoctor uses, "
+        "does not (one of its limits)\n"
+    )
+
+
+def test_a_real_syntax_error_is_still_sf000() -> None:
+    write("broken.py", ZERO_LR + "x = (\n")
+    assert [f["code"] for f in json.loads(lint("--output-format", "json", "broken.py").stdout)] == ["SF000"]

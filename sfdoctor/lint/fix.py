@@ -20,6 +20,7 @@ from .source import NotLintable, read_source, source_encoding
 
 MAX_ROUNDS = 10  # a fix that keeps producing new fixes is a rule bug: stop instead of looping
 LINE_END = re.compile(r"\r\n|\r|\n")
+Span = tuple[int, int, str]  # an edit as (start, end, content) offsets in the text
 
 
 @dataclass
@@ -56,7 +57,7 @@ def fix_file(
         )
         return outcome
     if outcome.original.encode(encoding) != data:  # a UTF-16 file of the other byte order
-        outcome.errors.append(f"{display}: cannot fix: it would not be written back in its own {encoding} bytes")
+        outcome.errors.append(f"{display}: cannot fix: it would not be written back as the same {encoding} bytes")
         outcome.fixed, outcome.remaining = outcome.original, lint_source(display, data, settings).findings
         return outcome
     outcome.fixed, outcome.applied, outcome.remaining, outcome.errors = fixed_text(
@@ -87,7 +88,7 @@ def fixed_text(
         if fixed is not None:
             return fixed, rounds.applied, rounds.remaining, errors + rounds.errors
         if not rounds.unsettled:
-            errors.append(f"{display}: fixes did not settle after {MAX_ROUNDS} rounds; the file is left unchanged")
+            errors.append(f"{display}: fixes did not settle after {MAX_ROUNDS} rounds; the file is left as it was")
             return text, [], rounds.first_findings, errors + rounds.errors
         unsettled.update({key: rounds.first[key] for key in rounds.unsettled})
 
@@ -145,10 +146,10 @@ class _Rounds:
         self.unsettled = {key for key in self.first if sum(key in keys for keys in applied_in) > 1}
         return None
 
-    def _choose(self, text: str, candidates: list[Finding]) -> list[tuple[Finding, list[tuple[int, int, str]]]]:
+    def _choose(self, text: str, candidates: list[Finding]) -> list[tuple[Finding, list[Span]]]:
         """The fixes to apply together this round: no overlaps, and a result that parses."""
-        chosen: list[tuple[Finding, list[tuple[int, int, str]]]] = []
-        taken: list[tuple[int, int, str]] = []
+        chosen: list[tuple[Finding, list[Span]]] = []
+        taken: list[Span] = []
         for finding in candidates:
             spans = _spans(text, finding.fix.edits)  # type: ignore[union-attr]
             if spans is None:

@@ -27,7 +27,9 @@ class NotLintable(Exception):
     """A file that is not analysed, with the reason (one line)."""
 
 
-def read_source(path: Path, max_bytes: int | None = None, wanted: re.Pattern[bytes] | None = None) -> bytes | None:
+def read_source(
+    path: Path, max_bytes: int | None = None, wanted: re.Pattern[bytes] | None = None
+) -> bytes | None:
     """The bytes of a regular file (a FIFO, socket or device would block or never end: NotLintable).
 
     A file over `max_bytes` is read in chunks and searched for `wanted` (the prefilter): None when it
