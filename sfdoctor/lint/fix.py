@@ -18,7 +18,9 @@ from .engine import Settings, lint_source
 from .rule import source_lines
 from .source import NotLintable, read_source, source_encoding
 
-MAX_ROUNDS = 10  # a fix that keeps producing new fixes is a rule bug: stop instead of looping
+MAX_ROUNDS = 25  # a fix that keeps producing new fixes is a rule bug: stop instead of looping
+# The mode rules' fixes each change the modes that the others were found with: one per round.
+MODE_RULES = ("SF201", "SF202", "SF203")
 LINE_END = re.compile(r"\r\n|\r|\n")
 Span = tuple[int, int, str]  # an edit as (start, end, content) offsets in the text
 
@@ -139,6 +141,8 @@ class _Rounds:
             if new_text in texts:  # back to an earlier text: the fixes since then undo each other
                 self.unsettled = set().union(*applied_in[texts.index(new_text) :])
                 return None
+            if len(new_text) > 2 * len(texts[0]) + 1000:
+                break  # fixes add a few lines: one that multiplies itself would grow the file exponentially
             texts.append(new_text)
             text = new_text
             self.applied += [finding for finding, _ in chosen]
@@ -150,6 +154,7 @@ class _Rounds:
         """The fixes to apply together this round: no overlaps, and a result that parses."""
         chosen: list[tuple[Finding, list[Span]]] = []
         taken: list[Span] = []
+        mode_fix_taken = False
         for finding in candidates:
             spans = _spans(text, finding.fix.edits)  # type: ignore[union-attr]
             if spans is None:
@@ -157,7 +162,10 @@ class _Rounds:
                 self.errors.append(
                     f"{_where(finding)}: {finding.code} fix dropped: its edits lie outside the file"
                 )
+            elif finding.code.startswith(MODE_RULES) and mode_fix_taken:
+                continue  # computed from modes that the mode fix taken already changes: next round
             elif not any(_overlaps(span, other) for span in spans for other in taken):
+                mode_fix_taken = mode_fix_taken or finding.code.startswith(MODE_RULES)
                 chosen.append((finding, spans))  # an overlapping fix waits for the next round's text
                 taken += spans
         if _parses(_apply(text, taken)):
