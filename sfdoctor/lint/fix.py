@@ -18,7 +18,7 @@ from .engine import Settings, lint_source
 from .rule import source_lines
 from .source import NotLintable, read_source, source_encoding
 
-MAX_ROUNDS = 25  # a fix that keeps producing new fixes is a rule bug: stop instead of looping
+MAX_ROUNDS = 16  # a fix that keeps producing new fixes is a rule bug: stop instead of looping
 # The mode rules' fixes each change the modes that the others were found with: one per round.
 MODE_RULES = ("SF201", "SF202", "SF203")
 LINE_END = re.compile(r"\r\n|\r|\n")
