@@ -6,6 +6,7 @@ import contextlib
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import IO
@@ -28,6 +29,7 @@ from ..output import (
     print_statistics,
     summary_line,
 )
+from .cache import CACHE_FOLDER
 from .dependencies import (
     DEPENDENCY_RULES,
     is_dependency_file,
@@ -153,6 +155,7 @@ def _lint_dependencies(
     metavar="MB",
     help=f"Do not analyse larger files that mention schedulefree (default: {DEFAULT_MAX_FILE_SIZE}).",
 )
+@click.option("--no-cache", is_flag=True, help=f"Do not read or write the result cache ({CACHE_FOLDER}/).")
 @click.option("--no-prefilter", is_flag=True, hidden=True, help="Parse every file (benchmarks).")
 @click.option(
     "-j", "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: cores)."
@@ -176,6 +179,7 @@ def lint(
     exit_zero,
     quiet,
     max_file_size,
+    no_cache,
     no_prefilter,
     jobs,
 ) -> None:
@@ -208,7 +212,8 @@ def lint(
         return unsafe_fixes or finding.fix.applicability == "safe"
 
     python = [(path, display) for path, display in files if not is_dependency_file(path)]
-    result = lint_files(python, settings, jobs)
+    result = lint_files(python, settings, jobs, None if no_cache else config.root / CACHE_FOLDER)
+    linked = replace(settings, project=result.project)  # a fix re-lints its file with the same project view
     dependency_findings, dependency_errors = _lint_dependencies(
         [(path, display) for path, display in files if is_dependency_file(path)], all_python, settings
     )
@@ -219,7 +224,7 @@ def lint(
     if fix or diff:
         paths_by_name = {display: path for path, display in python}
         for display in sorted({f.filename for f in findings if applicable(f)}):
-            outcome = fix_file(paths_by_name[display], display, settings, applicable, write=not diff)
+            outcome = fix_file(paths_by_name[display], display, linked, applicable, write=not diff)
             fixes.append(outcome)
             errors += [error for error in outcome.errors if error not in errors]
             findings = [f for f in findings if f.filename != display] + [

@@ -15,9 +15,10 @@ from .values import SF_CLASSES, Evaluator, Optimizers, OptimizerSite, Values, Wh
 def constructions(context: FileContext) -> list[OptimizerSite]:
     """`AdamWScheduleFree(...)` (or a vendored class of that name) in the file."""
     return [
-        OptimizerSite(site.node, name, Where(site.statement, site.function))
+        found
         for site in context.index.calls
-        if (name := last_name(site.node.func)) in SF_CLASSES
+        if (found := context.evaluator.construction(site.node, Where(site.statement, site.function)))
+        and found.factory is None
     ]
 
 

@@ -16,6 +16,11 @@ from pathlib import Path
 import libcst as cst
 
 from ..findings import Finding, Location, RuleInfo
+from .cache import ResultCache
+from .project.facts import ModuleSummary
+from .project.link import link
+from .project.summary import summarise
+from .project.view import ProjectView
 from .rule import FileContext, Rule, discover_rules, source_lines
 from .source import DEFAULT_MAX_FILE_SIZE, MEGABYTE, NotLintable, read_source, utf8_source
 
@@ -37,6 +42,8 @@ class Settings:
     factories: frozenset[str] = frozenset()  # qualified names of functions returning SF optimizers
     prefilter: bool = True
     max_file_size: int = DEFAULT_MAX_FILE_SIZE * MEGABYTE  # bytes; larger files are not parsed
+    # what the other modules of the project define; None lints each file on its own
+    project: ProjectView | None = field(default=None, compare=False)
 
     def enabled(self, code: str) -> bool:
         """Ruff's rule: the longest matching prefix decides; on a tie, ignore wins."""
@@ -59,6 +66,7 @@ class FileResult:
     errors: list[str] = field(default_factory=list)  # internal errors, one line each
     lines: int = 0
     analysed: bool = False
+    summary: ModuleSummary | None = None  # what the module tells the rest of the project
 
 
 @dataclass
@@ -68,13 +76,15 @@ class LintResult:
     files: int = 0
     lines: int = 0
     analysed: int = 0
+    project: ProjectView | None = None  # the view the files were linted with (fixes re-lint with it)
 
 
-def lint_source(filename: str, data: bytes, settings: Settings) -> FileResult:
-    """Lint one file's bytes. Never raises: a crashing rule becomes an internal error line."""
+def lint_source(filename: str, data: bytes, settings: Settings, force: bool = False) -> FileResult:
+    """Lint one file's bytes (`force`: even when the prefilter finds nothing in it, because it uses
+    what another module defines). Never raises: a crashing rule becomes an internal error line."""
     data = utf8_source(data)
     result = FileResult(lines=data.count(b"\n"))
-    if settings.prefilter and not settings.prefilter_pattern.search(data):
+    if settings.prefilter and not force and not settings.prefilter_pattern.search(data):
         return result
     result.analysed = True
     try:
@@ -90,7 +100,7 @@ def lint_source(filename: str, data: bytes, settings: Settings) -> FileResult:
         result.findings.append(_syntax_error(filename, 1, 1, f"cannot decode the file: {error}"))
         return result
     try:
-        context = FileContext(filename, module, settings.factories)
+        context = FileContext(filename, module, settings.factories, settings.project)
     except RecursionError:
         result.errors.append(f"{filename}: not analysed: {TOO_DEEP}")
         return result
@@ -112,6 +122,11 @@ def lint_source(filename: str, data: bytes, settings: Settings) -> FileResult:
         result.errors.append(f"{filename}: not analysed by {', '.join(gave_up)}: {TOO_DEEP}")
     if context.findings:
         result.findings = _unsuppressed(context, data)
+    if settings.project is not None and filename in settings.project.modules:
+        try:
+            result.summary = summarise(context, settings.project.modules[filename])
+        except Exception as error:  # noqa: BLE001 - the file's own findings still count
+            result.errors.append(f"{filename}: internal error in the project summary: {type(error).__name__}: {error}")
     return result
 
 
@@ -173,7 +188,7 @@ def _ignore_comment_ranges(context: FileContext, lines: list[str]) -> list[tuple
     return ranges
 
 
-def _lint_path(path: Path, display: str, settings: Settings) -> FileResult:
+def _lint_path(path: Path, display: str, settings: Settings, force: bool = False) -> FileResult:
     wanted = settings.prefilter_pattern if settings.prefilter else None
     try:
         data = read_source(path, settings.max_file_size, wanted)
@@ -181,7 +196,7 @@ def _lint_path(path: Path, display: str, settings: Settings) -> FileResult:
         return FileResult(errors=[f"{display}: cannot read: {error.strerror or error}"])
     except NotLintable as reason:
         return FileResult(errors=[f"{display}: not analysed: {reason}"])
-    return FileResult() if data is None else lint_source(display, data, settings)
+    return FileResult() if data is None else lint_source(display, data, settings, force)
 
 
 _worker_settings: Settings | None = None
@@ -192,23 +207,70 @@ def _init_worker(settings: Settings) -> None:
     _worker_settings = settings
 
 
-def _lint_in_worker(job: tuple[Path, str]) -> FileResult:
+def _lint_in_worker(job: tuple[Path, str, bool]) -> FileResult:
     assert _worker_settings is not None
-    return _lint_path(job[0], job[1], _worker_settings)
+    return _lint_path(job[0], job[1], _worker_settings, job[2])
 
 
-def lint_files(files: list[tuple[Path, str]], settings: Settings, jobs: int | None = None) -> LintResult:
-    """Lint (path, display name) pairs, in worker processes when there are enough of them."""
-    jobs = jobs or os.cpu_count() or 1
-    if jobs > 1 and len(files) >= PARALLEL_THRESHOLD:
+def _lint_round(jobs_list: list[tuple[Path, str, bool]], settings: Settings, jobs: int) -> list[FileResult]:
+    """Lint (path, display name, force) jobs, in worker processes when there are enough of them."""
+    if jobs > 1 and len(jobs_list) >= PARALLEL_THRESHOLD:
         # fork is cheap and keeps the imported rules; elsewhere use the platform default
         context = multiprocessing.get_context("fork") if sys.platform == "linux" else None
         with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(settings,)) as pool:
-            results = list(pool.map(_lint_in_worker, files, chunksize=max(1, min(64, len(files) // (jobs * 8)))))
-    else:
-        results = [_lint_path(path, display, settings) for path, display in files]
-    total = LintResult(files=len(files))
-    for result in results:
+            chunks = max(1, min(64, len(jobs_list) // (jobs * 8)))
+            return list(pool.map(_lint_in_worker, jobs_list, chunksize=chunks))
+    return [_lint_path(path, display, settings, force) for path, display, force in jobs_list]
+
+
+def _cached_round(
+    batch: list[tuple[Path, str, bool]], settings: Settings, jobs: int, cache: ResultCache
+) -> list[FileResult]:
+    """One round of the project lint: files the prefilter skips and files whose bytes, settings and
+    project view are unchanged since the last run are answered here; the rest go to the workers."""
+    assert settings.project is not None
+    context = (
+        settings.select, settings.ignore, sorted(settings.factories), settings.prefilter, settings.max_file_size,
+        settings.project.digest(),
+    )
+    wanted = settings.prefilter_pattern if settings.prefilter else None
+    answered: dict[str, FileResult] = {}
+    keys: dict[str, str] = {}
+    for path, display, force in batch:
+        try:
+            data = read_source(path, settings.max_file_size, wanted)
+        except (OSError, NotLintable):
+            continue  # the worker reports it
+        if data is None:
+            answered[display] = FileResult()  # over the size limit and no mention of schedulefree
+            continue
+        data = utf8_source(data)
+        if settings.prefilter and not force and not settings.prefilter_pattern.search(data):
+            answered[display] = FileResult(lines=data.count(b"\n"))
+            continue
+        keys[display] = cache.key(data, display, force, context)
+        found = cache.get(keys[display])
+        if found is not None:
+            answered[display] = found
+    misses = [job for job in batch if job[1] not in answered]
+    for (_, display, _), result in zip(misses, _lint_round(misses, settings, jobs)):
+        answered[display] = result
+        if display in keys and not result.errors:
+            cache.put(keys[display], result)
+    return [answered[display] for _, display, _ in batch]
+
+
+def lint_files(
+    files: list[tuple[Path, str]], settings: Settings, jobs: int | None = None, cache_folder: Path | None = None
+) -> LintResult:
+    """Lint the files as one project: each file with what the others define (see `project.link`);
+    with `cache_folder`, reuse the results of files that did not change."""
+    jobs = jobs or os.cpu_count() or 1
+    cache = ResultCache(cache_folder)
+    results, project = link(files, settings, lambda batch, linked: _cached_round(batch, linked, jobs, cache))
+    cache.save()
+    total = LintResult(files=len(files), project=project)
+    for result in results.values():
         total.findings.extend(result.findings)
         total.errors.extend(result.errors)
         total.lines += result.lines

@@ -60,7 +60,7 @@ def fix_file(
         return outcome
     if outcome.original.encode(encoding) != data:  # a UTF-16 file of the other byte order
         outcome.errors.append(f"{display}: cannot fix: it would not be written back as the same {encoding} bytes")
-        outcome.fixed, outcome.remaining = outcome.original, lint_source(display, data, settings).findings
+        outcome.fixed, outcome.remaining = outcome.original, lint_source(display, data, settings, force=True).findings
         return outcome
     outcome.fixed, outcome.applied, outcome.remaining, outcome.errors = fixed_text(
         display, outcome.original, encoding, settings, applicable
@@ -70,7 +70,7 @@ def fix_file(
         if problem is not None:
             outcome.errors.append(f"{display}: fixes not written: {problem}")
             outcome.fixed, outcome.applied = outcome.original, []
-            outcome.remaining = lint_source(display, data, settings).findings
+            outcome.remaining = lint_source(display, data, settings, force=True).findings
     return outcome
 
 
@@ -119,7 +119,7 @@ class _Rounds:
         texts = [text]  # the text before each round, and the fixes applied in it
         applied_in: list[set[tuple]] = []
         for number in range(MAX_ROUNDS):
-            result = lint_source(self.display, text.encode(self.encoding), self.settings)
+            result = lint_source(self.display, text.encode(self.encoding), self.settings, force=True)
             if number == 0:
                 self.first_findings = result.findings
             candidates = [

@@ -88,9 +88,13 @@ class ModuleIndex:
         self.bindings: dict[tuple[Function | None, str], list[Binding]] = {}
         # (class name, attribute) -> values of `self.attribute = value` in its methods
         self.attributes: dict[tuple[str, str], list[Binding]] = {}
+        # class name -> its bases as written, imports resolved (`schedulefree.AdamWScheduleFree`)
+        self.class_bases: dict[str, list[str]] = {}
         self.parent_statement: dict[cst.CSTNode, cst.CSTNode | None] = {}
         self.block: dict[cst.CSTNode, tuple[tuple[cst.CSTNode, ...], int]] = {}
         self._statements: list[cst.CSTNode] = []
+        self._ancestor_ids: dict[cst.CSTNode, frozenset[int]] = {}
+        self._code: dict[cst.CSTNode, str] = {}
         self._functions: list[Function] = []
         self._classes: list[str] = []
         self._order = 0
@@ -149,13 +153,14 @@ class ModuleIndex:
                 self.imports[head] = head
 
     def _visit_import_from(self, node: cst.ImportFrom) -> None:
-        if isinstance(node.names, cst.ImportStar) or node.module is None:
+        if isinstance(node.names, cst.ImportStar):
             return
-        base = "." * len(node.relative) + _dotted(node.module)
+        base = "." * len(node.relative) + (_dotted(node.module) if node.module is not None else "")
         for alias in node.names:
             name = _dotted(alias.name)
             local = _dotted(alias.asname.name) if alias.asname is not None else name
-            self.imports[local] = f"{base}.{name}"
+            # `from . import util` names the sibling module `.util`
+            self.imports[local] = f"{base}.{name}" if node.module is not None else f"{base}{name}"
 
     def _visit_function(self, node: cst.FunctionDef) -> None:
         params = {}
@@ -170,6 +175,8 @@ class ModuleIndex:
 
     def _visit_class(self, node: cst.ClassDef) -> None:
         self._classes.append(node.name.value)
+        bases = [self.qualname(base.value) for base in node.bases if base.keyword is None]
+        self.class_bases[node.name.value] = [base for base in bases if base is not None]
 
     def _visit_return(self, node: cst.Return) -> None:
         if self._functions and node.value is not None:
@@ -286,7 +293,14 @@ class ModuleIndex:
         return found, False
 
     def within(self, statement: cst.CSTNode, ancestor: cst.CSTNode) -> bool:
-        return any(s is ancestor for s in self.enclosing_statements(statement))
+        return id(ancestor) in self._ancestors(statement)
+
+    def _ancestors(self, statement: cst.CSTNode) -> frozenset[int]:
+        """ids of the statement and the statements around it, remembered: flow queries ask often."""
+        found = self._ancestor_ids.get(statement)
+        if found is None:
+            found = self._ancestor_ids[statement] = frozenset(map(id, self.enclosing_statements(statement)))
+        return found
 
     @cached_property
     def site_of(self) -> dict[cst.Call, CallSite]:
@@ -296,7 +310,10 @@ class ModuleIndex:
         return self.bindings.get((None, name), [])
 
     def code(self, node: cst.CSTNode) -> str:
-        return self.module.code_for_node(node)
+        text = self._code.get(node)
+        if text is None:
+            text = self._code[node] = self.module.code_for_node(node)
+        return text
 
 
 def descendants(node: cst.CSTNode, skipped: frozenset[int] = frozenset()) -> Iterator[cst.CSTNode]:

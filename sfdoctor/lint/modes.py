@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from ..findings import Related
+from ..findings import Location, Related
+from .project.facts import Helper
+from .project.view import row_of
 from .index import CallSite, Function, Unpacked, dotted_name
 from .rule import FileContext
 from .schedulers import is_scheduler, sf_test_polarity
@@ -55,12 +57,17 @@ EVALUATION_NAME = re.compile(
     r"^(run_|do_|_)?(eval|evaluate|evaluation|validate|validation|valid|val|test|testing|sample|sampling)(_\w*)?$"
     r"|_(eval|evaluate|evaluation|validate|validation|val|test)$"
 )
+EVIDENCE = "train()/eval() are called on it"  # the condition of an optimizer known only from its use
+EVALUATING_FUNCTION = re.compile(r"eval|valid|sample|test")
 SAVE_METHODS = frozenset({"save_pretrained", "save_model", "save_state", "save_checkpoint", "save_file", "save_weights"})
 # A model's methods that run a forward pass.
 FORWARD_METHODS = frozenset({"forward", "generate", "sample", "predict", "module"})
 NO_GRAD = frozenset({"no_grad", "inference_mode"})
+# Libraries whose calls run a training loop of their own, switching the optimizer's mode.
+FRAMEWORKS = ("transformers.", "trl.", "lightning.", "pytorch_lightning.", "deepspeed.")
 HASATTR_MODE = re.compile(r"""hasattr\(.*["'](train|eval)["']\)""")
 OPTIMIZER_NAME = re.compile(r"(^|[._])opt")
+MODE_FUNCTION = re.compile(r"^opt\w*_(?P<mode>train|eval)(_fn|_func|_function)?$")
 
 
 @dataclass(eq=False)
@@ -77,6 +84,7 @@ class Event:
     models: frozenset[str] = frozenset()  # model expressions an evaluation or save is about
     callees: tuple[Function, ...] = ()  # an evaluate/save-named call of this module's function
     in_autocast_after_forward: bool = False
+    related: tuple[Related, ...] = ()  # where a helper of another module saves
     # the states on the iterations after the first of each loop around it
     later: list[State] = field(default_factory=list)
 
@@ -98,13 +106,14 @@ class ModeAnalysis:
         self.context = context
         index = context.index
         self.sites = {
-            site.node: OptimizerSite(site.node, last_name(site.node.func) or "", Where(site.statement, site.function))
+            site.node: found
             for site in index.calls
-            if last_name(site.node.func) in SF_CLASSES or site.qualname in context.evaluator.factories
+            if (found := context.evaluator.construction(site.node, Where(site.statement, site.function), anywhere=True))
         }
         self.receivers: dict[cst.Call, tuple[Key, Optimizers]] = {}
         # how the call names its optimizer: `optimizer` in optimizer.step() and in scaler.step(optimizer)
         self.receiver_expressions: dict[cst.Call, cst.BaseExpression] = {}
+        self.mode_functions: dict[cst.Call, str] = {}  # `optimizer_eval_fn()` -> "eval"
         self.events: list[Event] = []
         self.call_states: dict[Function, list[tuple[Function | None, State]]] = {}
         self.later_call_states: dict[Function, list[tuple[Function | None, State]]] = {}
@@ -117,6 +126,9 @@ class ModeAnalysis:
         self.calls_by_statement: dict[cst.CSTNode, list[CallSite]] = {}
         self.order: dict[cst.CSTNode, int] = {}
         self.function_of: dict[cst.CSTNode, Function | None] = {}
+        # receiver text -> an optimizer built outside this file (evidence from use only where none is built here)
+        self.outside: dict[str, OptimizerSite] = self._outside_sites(evidence=not self.sites)
+        self.sites.update({site.call: site for site in self.outside.values()})
         if not self.sites:
             return
         for site in index.calls:
@@ -151,13 +163,74 @@ class ModeAnalysis:
             if not optimizers.sites and func.attr.value == "step" and len(site.node.args) == 1:
                 receiver = site.node.args[0].value  # GradScaler.step(optimizer)
                 optimizers = evaluator.optimizers(receiver, where)
+            if not optimizers.sites and (text := dotted_name(func.value)) in self.outside:
+                receiver = func.value
+                optimizers = Optimizers((self.outside[text],), not self.outside[text].possible)
             if optimizers.sites:
                 self.receivers[site.node] = (frozenset(s.call for s in optimizers.sites), optimizers)
                 self.receiver_expressions[site.node] = receiver
+        for site in self.context.index.calls:
+            if isinstance(site.node.func, cst.Name) and (found := self._mode_function(site)):
+                self.mode_functions[site.node], optimizers = found
+                self.receivers[site.node] = (frozenset(s.call for s in optimizers.sites), optimizers)
+                self.receiver_expressions[site.node] = site.node.func
+
+    def _outside_sites(self, evidence: bool) -> dict[str, OptimizerSite]:
+        """Optimizers this file uses but does not build: `self.optimizer` that a base class in another
+        module of the project sets, and — evidence from use — an optimizer-named receiver of `train()`
+        / `eval()` (`self.model.optimizer.eval()`, often behind an `is_schedulefree` flag) that nothing
+        here builds: the code treats it as ScheduleFree, so the mode rules apply, as possible findings.
+        Keyed by the receiver's text; its first mode call stands for the construction."""
+        index = self.context.index
+        evaluator = self.context.evaluator
+        found: dict[str, OptimizerSite] = {}
+        for site in index.calls:
+            func = site.node.func
+            if not (isinstance(func, cst.Attribute) and func.attr.value in ("train", "eval", "step")):
+                continue
+            text = dotted_name(func.value)
+            if text is None or text in found or not OPTIMIZER_NAME.search(text.lower()):
+                continue
+            where = Where(site.statement, site.function)
+            if evaluator.optimizers(func.value, where).sites:
+                continue
+            built = self._inherited(text, site)
+            if built:
+                found[text] = OptimizerSite(site.node, built[0].class_name, where, possible=built[0].possible,
+                                            condition=built[0].condition)
+            elif evidence and func.attr.value != "step" and evaluator.project is not None:
+                found[text] = OptimizerSite(site.node, text, where, possible=True, condition=EVIDENCE)
+        return found
+
+    def _inherited(self, text: str, site: CallSite) -> tuple:
+        project = self.context.evaluator.project
+        class_name = site.function.class_name if site.function else None
+        if project is None or class_name is None or not text.startswith("self.") or text.count(".") != 1:
+            return ()
+        bases = self.context.index.class_bases.get(class_name, [])
+        return project.inherited_attribute(self.context.filename, bases, text[5:])
+
+    def _mode_function(self, site: CallSite) -> tuple[str, Optimizers] | None:
+        """`optimizer_eval_fn()`: a name bound to an optimizer's `eval`/`train` method (`opt.eval if
+        is_sf else noop`), or named so when its value comes from elsewhere (a helper in another module)."""
+        evaluator = self.context.evaluator
+        where = Where(site.statement, site.function)
+        origins, _ = evaluator.origins(site.node.func, where)
+        for origin, place in origins:
+            if isinstance(origin, cst.IfExp):
+                origin = next((o for o in (origin.body, origin.orelse) if isinstance(o, cst.Attribute)), origin)
+            if isinstance(origin, cst.Attribute) and origin.attr.value in ("train", "eval"):
+                optimizers = evaluator.optimizers(origin.value, place)
+                if optimizers.sites:
+                    return origin.attr.value, optimizers
+        mode = MODE_FUNCTION.match(site.node.func.value.lower())  # type: ignore[attr-defined]
+        if mode is None or not self.sites:
+            return None
+        return mode.group("mode"), Optimizers(tuple(self.sites.values()), False)
 
     def _tied_models(self, site: OptimizerSite) -> frozenset[str]:
         """The model expressions whose parameters the optimizer updates (`model`, `self.net`, ...)."""
-        params = Evaluator.argument(site.call, "params", 0) or Evaluator.argument(site.call, "base", 0)
+        params = site.params_argument()
         if params is None:
             return frozenset()
         texts = set()
@@ -267,6 +340,8 @@ class ModeAnalysis:
         # in the file, it is that one, unless the event names some other model
         if len(self.sites) == 1 and not (event.models & self.model_texts):
             return set(self.keys)
+        if len(self.sites) == 1 and not any(self.tied.values()):
+            return set(self.keys)  # built elsewhere: which model it trains is unknown, and it is the only one
         return set()
 
     # -- functions ---------------------------------------------------------------------------
@@ -349,7 +424,7 @@ class ModeAnalysis:
                     return frozenset({("unknown", None)})
         if len(modes) == 2:
             return frozenset({("unknown", None)})
-        starts_in_train = all(self.sites[c].class_name == "SGDScheduleFreeReference" for c in key)
+        starts_in_train = all(self.sites[c].initial_mode == "train" for c in key)
         if modes == {"train"} or (not modes and starts_in_train):
             return frozenset({("train", None)})
         return frozenset({("eval", None)})
@@ -365,6 +440,18 @@ class ModeAnalysis:
             self.has_own_logic(callee, event_kinds, seen | {function})
             for e in result.events
             for callee in e.callees
+        )
+
+    def is_library_helper(self, function: Function | None) -> bool:
+        """A module-level function of a project module that nothing in its file calls and that never
+        touches an optimizer itself (`save_state_on_train_end(args, accelerator)`): its mode is its
+        callers', which the project analysis sees at their calls."""
+        return (
+            self.context.evaluator.project is not None
+            and function is not None
+            and function.class_name is None
+            and not self.call_states.get(function)
+            and not any(self.function_of.get(call) is function for call in self.receivers)
         )
 
     def optimizers(self, key: Key) -> list[OptimizerSite]:
@@ -578,9 +665,9 @@ class _Walker:
         func = node.func
         name = last_name(func) or ""
         if node in a.receivers:
-            return self.optimizer_call(site, name, state)
+            return self.optimizer_call(site, a.mode_functions.get(node, name), state)
         if node in a.sites:
-            initial = "train" if a.sites[node].class_name == "SGDScheduleFreeReference" else "eval"
+            initial = a.sites[node].initial_mode
             return {**state, **{key: frozenset({(initial, node)}) for key in a.keys if node in key}}
         callees = a.callees.get(node)
         if callees:
@@ -597,12 +684,50 @@ class _Walker:
             return {**state, BACKWARD: frozenset({("backward", node)})}
         if name == "zero_grad":
             return {**state, BACKWARD: CLEAN}
+        helper = self.context.evaluator.project_helper(node)
+        if helper is not None:
+            return self.project_call(site, *helper, state)
         passed = self.optimizer_arguments(site)
         if not passed:
             self.evaluation_or_save(site, name, state)
-        elif name not in MODE_PRESERVING and not is_scheduler(site.qualname) and "schedul" not in name.lower():
-            # handed to code outside this file (a Trainer, a helper elsewhere): it may switch the mode
+        elif self.may_switch_mode(site, name):
             return self.opaque(site, state, passed)
+        return state
+
+    def may_switch_mode(self, site: CallSite, name: str) -> bool:
+        """A call handed the optimizer that may switch its mode: a framework that runs the training
+        (HF Trainer, Lightning) or project code this analysis cannot see. A library call it cannot
+        see (`log_lr(opt)`, `save_checkpoint(model, opt)`) leaves the mode alone."""
+        if name in MODE_PRESERVING or is_scheduler(site.qualname) or "schedul" in name.lower():
+            return False
+        qualname = site.qualname or ""
+        return (
+            self.context.evaluator.project is None
+            or self.context.evaluator.in_project(site.node)
+            or qualname.startswith(FRAMEWORKS)
+            or name.endswith("Trainer")
+            or name in ("fit", "initialize")
+        )
+
+    def project_call(self, site: CallSite, helper: Helper, saves: tuple[tuple[str, str], ...], state: State) -> State:
+        """A function of another module of the project: its saves and evaluations happen here, and it
+        leaves the optimizers it is handed in the mode it switched them to."""
+        node = site.node
+        if not helper.handles_mode and (saves or helper.evaluates):
+            related = tuple(Related("saved here", file, Location(row_of(file, line), 1)) for file, line in saves[:1])
+            self.record(
+                Event("save" if saves else "evaluate", node, self.function, state, region=node,
+                      models=self.a.gather(node, self.function, site.statement), related=related)
+            )
+        where = Where(site.statement, self.function)
+        for parameter, mode in helper.modes:
+            position = helper.params.index(parameter) if parameter in helper.params else None
+            argument = Evaluator.argument(node, parameter, position)
+            if argument is None:
+                continue
+            calls = {s.call for s in self.context.evaluator.optimizers(argument, where).sites}
+            for key in [k for k in self.a.keys if k & calls]:
+                state = self.assign(state, key, frozenset({(mode, node)}))
         return state
 
     def optimizer_call(self, site: CallSite, method: str, state: State) -> State:
@@ -735,6 +860,17 @@ class _Walker:
             gathered = self.a.gather(candidate, self.function, site.statement) | {text}
             if any(g in tied for g in gathered for tied in self.a.tied.values()):
                 return text, gathered
+        if (
+            self.no_grad
+            and len(candidates) == 2
+            and not any(self.a.tied.values())
+            and self.function is not None
+            and EVALUATING_FUNCTION.search(self.function.name.lower())
+        ):
+            # an optimizer built elsewhere trains an unknown model: in a validation function,
+            # `model_setup.predict(model, batch)` under no_grad is the evaluation
+            text = dotted_name(candidates[1]) or ""
+            return text, self.a.gather(site.node, self.function, site.statement)
         return None
 
 
@@ -839,6 +975,26 @@ class ModeReport:
     related: tuple[Related, ...]
     keys: frozenset[Key]  # the optimizers in train mode there
     models: frozenset[str]  # the model expressions the evaluation or save is about
+    notes: tuple[str, ...] = ()  # when the optimizer is ScheduleFree only on some paths
+
+
+def conditions(analysis: ModeAnalysis, keys: frozenset[Key] | set[Key]) -> tuple[str, ...]:
+    """Notes for optimizers that are ScheduleFree only on some paths: which test selects one, and
+    where another module builds it."""
+    notes = []
+    for key in keys:
+        for call in key:
+            site = analysis.sites[call]
+            built = site.built
+            where = f" ({built.filename}:{built.row})" if built is not None and built.row else ""
+            if site.condition == EVIDENCE:
+                notes.append(f"`{site.class_name}` is built elsewhere; the code calls train()/eval() on it, "
+                             "so it is taken to be ScheduleFree")
+            elif site.condition:
+                notes.append(f"{site.class_name}{where} is chosen only when `{site.condition}`")
+            elif site.possible:
+                notes.append(f"{site.class_name}{where} is one of the optimizers this code may build")
+    return tuple(dict.fromkeys(notes))
 
 
 def mode_reports(context: FileContext, kind: str) -> list[ModeReport]:
@@ -846,20 +1002,24 @@ def mode_reports(context: FileContext, kind: str) -> list[ModeReport]:
     train mode: one report per place the evaluation starts (`model.eval()`, `torch.no_grad()`, the call)."""
     analysis = context.analysis(mode_analysis)
     regions: dict[cst.CSTNode, list[tuple[bool, Facts, Key, frozenset[str]]]] = {}
+    helper_saves: dict[cst.CSTNode, tuple[Related, ...]] = {}
     for event in analysis.events_of(kind):
         if any(analysis.has_own_logic(callee, ("evaluate", "save")) for callee in event.callees):
             continue  # the helper is analysed on its own
+        if analysis.is_library_helper(event.function):
+            continue  # judged at its calls, in the modules that call it
         for key in analysis.concerned_keys(event):
             if all(analysis.sites[call].is_closure for call in key):
                 continue
             facts = analysis.resolve(event, key)
             if "train" in kinds(facts) and settled(facts):
-                possible = not analysis.always(event, key, "train")
+                possible = not analysis.always(event, key, "train") or any(analysis.sites[c].possible for c in key)
                 regions.setdefault(event.region or event.node, []).append((possible, facts, key, event.models))
+                helper_saves[event.region or event.node] = event.related
     reports = []
     for region, found in regions.items():
         origins = {origin for _, facts, _, _ in found for kind, origin in facts if kind == "train" and origin is not None}
-        related = tuple(
+        related = helper_saves.get(region, ()) + tuple(
             context.related("put in train mode here", origin)
             for origin in sorted(origins, key=lambda n: analysis.order.get(n, 0))[:2]
         )
@@ -870,6 +1030,7 @@ def mode_reports(context: FileContext, kind: str) -> list[ModeReport]:
                 related,
                 frozenset(key for _, _, key, _ in found),
                 frozenset().union(*(models for _, _, _, models in found)),
+                conditions(analysis, {key for _, _, key, _ in found}),
             )
         )
     return reports

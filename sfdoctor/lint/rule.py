@@ -14,6 +14,7 @@ from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from ..findings import Finding, Fix, Location, Related, RuleInfo, Severity
 from .index import ModuleIndex
+from .project.view import ProjectView
 from .values import Evaluator
 
 T = TypeVar("T")
@@ -28,11 +29,13 @@ def source_lines(text: str) -> list[str]:
 class FileContext:
     """One parsed file: its index, an evaluator, and the findings reported so far."""
 
-    def __init__(self, filename: str, module: cst.Module, factories: frozenset[str]) -> None:
+    def __init__(
+        self, filename: str, module: cst.Module, factories: frozenset[str], project: ProjectView | None = None
+    ) -> None:
         self.filename = filename
         self.module = module
         self.index = ModuleIndex(module)
-        self.evaluator = Evaluator(self.index, factories)
+        self.evaluator = Evaluator(self.index, factories, project, filename)
         self.findings: list[Finding] = []
         self._analyses: dict[Callable, object] = {}
         self._positions: dict[cst.CSTNode, CodeRange] | None = None

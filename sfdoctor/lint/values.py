@@ -14,11 +14,14 @@ import itertools
 import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import libcst as cst
 
-from .index import Binding, Function, ModuleIndex, Unpacked, subscript_key
+from .index import Binding, Function, ModuleIndex, Unpacked, dotted_name, subscript_key
+from .project.facts import Built, Helper
+from .project.view import ProjectView
 
 MAX_DEPTH = 12
 MAX_OPTIONS = 32
@@ -111,16 +114,35 @@ class Where:
 
 @dataclass(frozen=True)
 class OptimizerSite:
-    """A ScheduleFree optimizer's construction (or a configured factory call)."""
+    """A ScheduleFree optimizer's construction, or a call of a factory that returns one."""
 
     call: cst.Call
     class_name: str
     where: Where
+    possible: bool = False  # the call builds one only on some paths (a flag, a registry, a name)
+    condition: str | None = None  # what selects it, for messages
+    built: Built | None = None  # made by a project factory, not by `call` itself
+    factory: str | None = None  # the configured or project factory `call` calls
 
     def argument(self, name: str) -> cst.BaseExpression | None:
         """A constructor argument by name, given by keyword or by its position in the signature."""
+        if self.factory is not None:
+            return None  # the call's arguments are the factory's, not the optimizer's
         names = SIGNATURES.get(self.class_name, ())
         return Evaluator.argument(self.call, name, names.index(name) if name in names else None)
+
+    def params_argument(self) -> cst.BaseExpression | None:
+        """The expression the optimizer's parameters come from."""
+        if self.built is not None:
+            position, keyword = self.built.params or (None, None)
+            return Evaluator.argument(self.call, keyword or "", position) if self.built.params else None
+        return self.argument("params") or self.argument("base")
+
+    @property
+    def initial_mode(self) -> str:
+        if self.built is not None and self.built.mode is not None:
+            return self.built.mode
+        return "train" if self.class_name == "SGDScheduleFreeReference" else "eval"
 
     @property
     def is_wrapper(self) -> bool:
@@ -177,9 +199,18 @@ def bounded(function: Callable, *args: Any) -> Any:
 
 
 class Evaluator:
-    def __init__(self, index: ModuleIndex, factories: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        index: ModuleIndex,
+        factories: frozenset[str] = frozenset(),
+        project: ProjectView | None = None,
+        filename: str = "",
+    ) -> None:
         self.index = index
         self.factories = factories
+        self.project = project
+        self.filename = filename
+        self._optimizers: dict[tuple[object, Where], Optimizers | None] = {}
 
     # -- values ------------------------------------------------------------------------------
 
@@ -451,10 +482,18 @@ class Evaluator:
     # -- optimizers --------------------------------------------------------------------------
 
     def optimizers(self, node: cst.BaseExpression | Unpacked, where: Where, depth: int = 0) -> Optimizers:
-        """The ScheduleFree constructions that `node` may hold."""
+        """The ScheduleFree constructions that `node` may hold, remembered per (expression, place):
+        helpers returning each other's results would otherwise be followed exponentially often."""
+        memo = (node, where)
+        if memo in self._optimizers:
+            return self._optimizers[memo] or Optimizers()  # None: being computed (recursion)
         if depth > MAX_DEPTH:
             return Optimizers()
-        depth += 1
+        self._optimizers[memo] = None
+        found = self._optimizers[memo] = self._find_optimizers(node, where, depth + 1)
+        return found
+
+    def _find_optimizers(self, node: cst.BaseExpression | Unpacked, where: Where, depth: int) -> Optimizers:
         if isinstance(node, Unpacked):
             return self._unpacked_optimizers(node, where, depth)
         if isinstance(node, cst.Call):
@@ -463,6 +502,12 @@ class Evaluator:
             return self._combine(
                 [self.optimizers(b.value, w, depth) if b is not None else Optimizers() for b, w in
                  self._optimizer_bindings(node.value, where)]
+            )
+        part = _part_of_result(node)
+        if part is not None:  # `build(...)["optimizer"]`, `result.optimizer` where `result = build(...)`
+            return self._combine(
+                [self._from_factory(call, place, built) for call, place in self._calls_of(part[0], where)
+                 if (built := self._project_built(call, (part[1],)))]
             )
         if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self":
             class_name = where.function.class_name if where.function else None
@@ -483,10 +528,10 @@ class Evaluator:
         return self.bindings(name, where)
 
     def _call_optimizers(self, node: cst.Call, where: Where, depth: int) -> Optimizers:
-        qualname = self.index.qualname(node.func)
+        site = self.construction(node, where, depth)
+        if site is not None:
+            return Optimizers((site,), not site.possible)
         name = last_name(node.func)
-        if name in SF_CLASSES or qualname in self.factories:
-            return Optimizers((OptimizerSite(node, name or qualname or "", where),), True)
         if name in PASS_THROUGH and len(node.args) == 1:
             return self.optimizers(node.args[0].value, where, depth)
         returns = self._local_returns(node, where)
@@ -499,6 +544,9 @@ class Evaluator:
         if isinstance(value, cst.Call):
             if last_name(value.func) in PASS_THROUGH and node.position < len(value.args):
                 return self.optimizers(value.args[node.position].value, where, depth)
+            built = self._project_built(value, (node.position,))
+            if built:
+                return self._from_factory(value, where, built)
             results = []
             for returned, place in self._local_returns(value, where):
                 if isinstance(returned, (cst.Tuple, cst.List)) and node.position < len(returned.elements):
@@ -512,6 +560,114 @@ class Evaluator:
                  for b, w in self.bindings(value.value, where)]
             )
         return Optimizers()
+
+    def construction(
+        self, call: cst.Call, where: Where, depth: int = 0, anywhere: bool = False
+    ) -> OptimizerSite | None:
+        """The ScheduleFree optimizer `call` builds: its class (however imported, a subclass, a class
+        chosen into a variable, a dict or by name), a configured factory, or a project factory
+        (`anywhere`: also one that returns it inside a tuple or dict)."""
+        qualname = self.index.qualname(call.func) or ""
+        name = last_name(call.func)
+        if name in SF_CLASSES or qualname.rsplit(".", 1)[-1] in SF_CLASSES or name in self.schedulefree_subclasses:
+            return OptimizerSite(call, name if name in SF_CLASSES else qualname.rsplit(".", 1)[-1], where)
+        if qualname in self.factories:
+            return OptimizerSite(call, name or qualname, where, factory=qualname)
+        built = self._project_built(call, None if anywhere else ())
+        if built:
+            return self._from_factory(call, where, built).sites[0]
+        classes, certain = self.classes(call.func, where, depth)
+        if classes:
+            return OptimizerSite(call, classes[0], where, possible=not certain)
+        return None
+
+    def classes(self, node: cst.BaseExpression, where: Where, depth: int = 0) -> tuple[list[str], bool]:
+        """The ScheduleFree classes an expression may name (`optimizer_class`, `OPTIMIZERS[name]`,
+        `getattr(schedulefree, name)`), and whether every path names one."""
+        if depth > MAX_DEPTH or isinstance(node, cst.Call) and not _is_getattr(node):
+            return [], False
+        if isinstance(node, cst.Call):  # getattr(module, name)
+            module = self.index.qualname(node.args[0].value) if node.args else None
+            return (["ScheduleFree class chosen by name"], False) if module == "schedulefree" else ([], False)
+        origins, complete = self.origins(node, where, depth + 1)
+        found: list[str] = []
+        every = complete
+        for origin, place in origins:
+            if isinstance(origin, cst.Subscript) and subscript_key(origin) is None:
+                literals, _ = self.dict_literals(origin.value, place, depth + 1)
+                names = [last_name(v) for literal, _ in literals for _, v in _dict_entries(literal)]
+                names += [last_name(e.value) for literal, _ in self.origins(origin.value, place, depth + 1)[0]
+                          if isinstance(literal, (cst.List, cst.Tuple)) for e in literal.elements]
+                hits = [n for n in names if n in SF_CLASSES]
+                found += hits
+                every &= bool(hits) and len(hits) == len(names)
+                continue
+            if isinstance(origin, cst.Call) and _is_getattr(origin):
+                more, _ = self.classes(origin, place, depth + 1)
+                found += more
+                every = False
+                continue
+            qualname = self.index.qualname(origin) if isinstance(origin, (cst.Name, cst.Attribute)) else None
+            short = (qualname or "").rsplit(".", 1)[-1]
+            if origin is node or short not in SF_CLASSES:
+                every = False
+                continue
+            found.append(short)
+        return found, every and bool(found)
+
+    @cached_property
+    def schedulefree_subclasses(self) -> frozenset[str]:
+        """Classes of this module that subclass a ScheduleFree class."""
+        found: set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for name, bases in self.index.class_bases.items():
+                if name not in found and any(b.rsplit(".", 1)[-1] in SF_CLASSES | found for b in bases):
+                    found.add(name)
+                    changed = True
+        return frozenset(found)
+
+    def _project_built(self, call: cst.Call, path: tuple | None) -> list[Built]:
+        """What a project factory called here returns at `path` (None: anywhere in its result)."""
+        qualname = self._imported(call)
+        if qualname is None:
+            return []
+        return [b for b in self.project.built(self.filename, qualname) if path is None or b.path == path]
+
+    def project_helper(self, call: cst.Call) -> tuple[Helper, tuple[tuple[str, int], ...]] | None:
+        """The project function of another module that `call` runs, and the saves it makes."""
+        qualname = self._imported(call)
+        return self.project.helper(self.filename, qualname) if qualname is not None else None
+
+    def in_project(self, call: cst.Call) -> bool:
+        """`call` runs code of another module of this project (summarised or not)."""
+        qualname = self._imported(call)
+        return qualname is not None and self.project.defines(self.filename, qualname)
+
+    def _imported(self, call: cst.Call) -> str | None:
+        """The absolute name of an imported function or class that `call` calls, in project mode."""
+        dotted = dotted_name(call.func)
+        if self.project is None or dotted is None or dotted.split(".")[0] not in self.index.imports:
+            return None
+        return self.index.qualname(call.func)
+
+    @staticmethod
+    def _from_factory(call: cst.Call, where: Where, built: list[Built]) -> Optimizers:
+        first = built[0]
+        possible = all(b.possible for b in built)
+        site = OptimizerSite(
+            call, first.class_name, where, possible=possible, condition=first.condition, built=first,
+            factory=dotted_name(call.func),
+        )
+        return Optimizers((site,), not possible)
+
+    def _calls_of(self, node: cst.BaseExpression, where: Where) -> list[tuple[cst.Call, Where]]:
+        """The calls an expression is, directly or through assignments."""
+        if isinstance(node, cst.Call):
+            return [(node, where)]
+        origins, _ = self.origins(node, where) if isinstance(node, cst.Name) else ([], False)
+        return [(origin, place) for origin, place in origins if isinstance(origin, cst.Call)]
 
     def _local_returns(self, call: cst.Call, where: Where) -> list[tuple[cst.BaseExpression, Where]]:
         """What a call to a function or method of this module returns."""
@@ -551,6 +707,19 @@ def _argparse_dest(call: cst.Call) -> str | None:
     long = [f for f in flags if isinstance(f, str) and f.startswith("--")]
     chosen = long[0] if long else (flags[0] if flags else None)
     return chosen.lstrip("-").replace("-", "_") if isinstance(chosen, str) else None
+
+
+def _part_of_result(node: cst.BaseExpression) -> tuple[cst.BaseExpression, str] | None:
+    """`x["optimizer"]` / `x.optimizer` (not `self.optimizer`): (x, "optimizer")."""
+    if isinstance(node, cst.Subscript) and (key := subscript_key(node)) is not None:
+        return node.value, key
+    if isinstance(node, cst.Attribute) and not (isinstance(node.value, cst.Name) and node.value.value == "self"):
+        return node.value, node.attr.value
+    return None
+
+
+def _is_getattr(node: cst.Call) -> bool:
+    return isinstance(node.func, cst.Name) and node.func.value == "getattr" and len(node.args) >= 2
 
 
 def last_name(node: cst.BaseExpression) -> str | None:

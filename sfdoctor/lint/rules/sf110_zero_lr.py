@@ -26,7 +26,7 @@ class ZeroLr(Rule):
                 self.report(
                     lr,
                     f"{construction.class_name} gets {whose} {describe(values)}: {WHY}",
-                    possible=not certain,
+                    possible=not certain or construction.possible,
                     related=(self.context.related("optimizer created here", construction.call),),
                     notes=("give a positive lr; ramp it up with warmup_steps=N instead of starting at 0",),
                 )

@@ -34,6 +34,6 @@ class BadWarmupSteps(Rule):
                     warmup,
                     f"warmup_steps is {describe(values)}: it counts optimizer steps, not a fraction of training; "
                     "below 1 the first step runs at lr/warmup_steps, larger than lr",
-                    possible=not certain,
+                    possible=not certain or construction.possible,
                     notes=("give the number of warm-up steps, e.g. warmup_steps=int(0.05 * total_steps)",),
                 )

@@ -31,6 +31,6 @@ class ZeroMomentum(Rule):
                         node,
                         f"{what} is {describe(values)}: optimizer.eval() divides by it to rebuild x "
                         "(ZeroDivisionError: float division by zero in eval())",
-                        possible=not certain,
+                        possible=not certain or construction.possible,
                         notes=(f"use {what} in (0, 1), e.g. 0.9",),
                     )

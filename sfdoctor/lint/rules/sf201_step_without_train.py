@@ -1,6 +1,6 @@
 from ...findings import RuleInfo
 from ..mode_fixes import train_before_loop
-from ..modes import kinds, mode_analysis, settled
+from ..modes import conditions, kinds, mode_analysis, settled
 from ..rule import Rule
 
 
@@ -50,6 +50,7 @@ class StepWithoutTrain(Rule):
                 "\"Optimizer was not in train mode\"",
                 possible=not (always and known_optimizer),
                 related=tuple(related),
-                notes=("call optimizer.train() next to model.train(), before the forward pass",),
+                notes=("call optimizer.train() next to model.train(), before the forward pass",
+                       *conditions(analysis, {event.key})),
                 fix=train_before_loop(self.context, event.node, facts) if known_optimizer else None,
             )

@@ -21,5 +21,5 @@ class EvaluateWithoutEval(Rule):
                 possible=report.possible,
                 related=report.related,
                 fix=eval_around(self.context, report),
-                notes=("call optimizer.eval() before evaluating and optimizer.train() after",),
+                notes=("call optimizer.eval() before evaluating and optimizer.train() after", *report.notes),
             )

@@ -21,5 +21,5 @@ class SaveInTrainMode(Rule):
                 possible=report.possible,
                 related=report.related,
                 fix=eval_around(self.context, report),
-                notes=("call optimizer.eval() before saving (and optimizer.train() before training on)",),
+                notes=("call optimizer.eval() before saving (and optimizer.train() before training on)", *report.notes),
             )

@@ -43,10 +43,10 @@ class FreezeByZeroLr(Rule):
                     self.report(
                         lr,
                         f"param group{built} with lr {describe(values)} in {construction.class_name}: {WHY}",
-                        possible=not certain,
+                        possible=not certain or construction.possible,
                         related=(self.context.related("optimizer created here", construction.call),),
                         notes=(FIX,),
-                        fix=self._freeze(construction, group) if certain else None,
+                        fix=self._freeze(construction, group) if certain and not construction.possible else None,
                     )
         for write, values, certain in zero_lr_writes(self.context, every_group=False):  # all groups: SF110
             self.report(

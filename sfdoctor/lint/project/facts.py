@@ -1,0 +1,57 @@
+"""What one module tells the rest of the project: the per-file summary, small and picklable.
+
+Worker processes compute a `ModuleSummary` next to the file's findings; only summaries (never
+parsed modules) cross the process boundary, and the project view links them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# `Built.path` steps: an element of a returned tuple (int) or a key / attribute of a returned dict,
+# dataclass or object (str).
+PathStep = int | str
+
+
+@dataclass(frozen=True)
+class Built:
+    """A ScheduleFree optimizer that a project function hands back or that an attribute holds."""
+
+    path: tuple[PathStep, ...]  # () the value itself; (2,) element 2 of it; ("optimizer",) its key
+    class_name: str
+    possible: bool  # only on some paths (a flag, a registry, a class chosen by name)
+    condition: str | None  # the test that selects it, for messages (`args.optimizer_type.endswith(...)`)
+    mode: str | None  # "train" / "eval" when the function leaves it so on every path
+    filename: str
+    row: int  # where it is built
+    params: tuple[int | None, str | None] | None = None  # the factory parameter that becomes its params
+
+
+@dataclass(frozen=True)
+class Helper:
+    """What calling a project function does to the training around the call."""
+
+    params: tuple[str, ...]  # positional parameters, without self/cls
+    saves: tuple[tuple[str, str], ...] = ()  # (filename, the call's first line) of the saves it makes itself
+    evaluates: bool = False
+    handles_mode: bool = False  # it switches an optimizer's mode itself (train()/eval(), an eval_fn)
+    modes: tuple[tuple[str, str], ...] = ()  # (parameter, the mode the function leaves it in)
+    calls: tuple[str, ...] = ()  # absolute names of what it calls, for saves made further down
+
+
+@dataclass(frozen=True)
+class ClassFacts:
+    bases: tuple[str, ...]  # absolute names
+    schedulefree: bool  # a subclass of a ScheduleFree class (a registered or customised optimizer)
+    attributes: dict[str, tuple[Built, ...]] = field(default_factory=dict)  # self.x holding one
+
+
+@dataclass(frozen=True)
+class ModuleSummary:
+    filename: str
+    module: str
+    imports: dict[str, str]  # local name -> absolute dotted name
+    built: dict[str, tuple[Built, ...]]  # "function" / "Class.method" -> what it returns
+    helpers: dict[str, Helper]
+    classes: dict[str, ClassFacts]
+    trains: bool = False  # it steps or switches a ScheduleFree optimizer: the helpers it imports matter

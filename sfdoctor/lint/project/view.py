@@ -1,0 +1,232 @@
+"""The project view: module names for the linted files, and the linked summaries rules ask about.
+
+Imports are resolved to the project's own files the way Python would find them from the usual
+layouts: a module's name comes from its packages (folders with `__init__.py`), and because scripts
+are run from different folders (`src/` layouts, `sys.path` tricks, namespace packages) every
+trailing part of its path is a name too (`library/train_util.py` is `library.train_util` and
+`train_util`). Where several files share a name, the one nearest the importing file wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .facts import Built, Helper, ModuleSummary
+
+MAX_ALIAS_HOPS = 8  # re-exports followed through __init__.py files
+MAX_NAME_PARTS = 6
+
+
+def module_names(files: list[tuple[Path, str]]) -> dict[str, str]:
+    """Display name -> dotted module name, from the packages around each file."""
+    is_package: dict[Path, bool] = {}
+
+    def package(folder: Path) -> bool:
+        if folder not in is_package:
+            is_package[folder] = (folder / "__init__.py").is_file()
+        return is_package[folder]
+
+    names = {}
+    for path, display in files:
+        parts = [] if path.name == "__init__.py" else [path.stem]
+        folder = path.parent
+        while package(folder) and folder != folder.parent:
+            parts.insert(0, folder.name)
+            folder = folder.parent
+        names[display] = ".".join(parts) or path.parent.name
+    return names
+
+
+@dataclass
+class ProjectView:
+    """Rules and analyses ask it about names that another module of the project defines."""
+
+    modules: dict[str, str]  # display name -> dotted module name
+    summaries: dict[str, ModuleSummary] = field(default_factory=dict)
+    _table: dict[str, list[str]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for display, module in self.modules.items():
+            names = {module}
+            parts = display.removesuffix(".py").split("/")
+            if parts[-1] == "__init__":
+                parts.pop()
+            names |= {".".join(parts[start:]) for start in range(max(0, len(parts) - MAX_NAME_PARTS), len(parts))}
+            for name in names - {""}:
+                self._table.setdefault(name, []).append(display)
+
+    def digest(self) -> str:
+        """Changes whenever what a file may learn from the project changes (module names, summaries)."""
+        summaries = sorted((d, s.module, s.imports, s.built, s.helpers, s.classes) for d, s in self.summaries.items())
+        return hashlib.sha256(pickle.dumps((sorted(self.modules.items()), summaries))).hexdigest()
+
+    def with_summaries(self, summaries: dict[str, ModuleSummary]) -> ProjectView:
+        return ProjectView(self.modules, {**self.summaries, **summaries}, self._table)
+
+    # -- names -------------------------------------------------------------------------------
+
+    def absolute(self, importer: str, dotted: str) -> str:
+        """`.util.f` imported in `pkg/train.py` -> `pkg.util.f`."""
+        if not dotted.startswith("."):
+            return dotted
+        level = len(dotted) - len(dotted.lstrip("."))
+        module = self.modules.get(importer, "").split(".")
+        is_init = importer.endswith("__init__.py")
+        base = module[: len(module) - level + (1 if is_init else 0)] if module != [""] else []
+        return ".".join([*base, dotted[level:]]) if dotted[level:] else ".".join(base)
+
+    def locate(self, importer: str, qualname: str) -> tuple[ModuleSummary, str] | None:
+        """The summarised module that defines `qualname` and the name inside it (`f`, `Class.m`)."""
+        dotted = self.absolute(importer, qualname)
+        for _ in range(MAX_ALIAS_HOPS):
+            found = self._split(dotted, importer)
+            if found is None:
+                return None
+            summary, rest = found
+            head = rest.split(".")[0]
+            if rest in summary.built or rest in summary.helpers or head in summary.classes:
+                return summary, rest
+            if head not in summary.imports:
+                return None
+            # a re-export (`from .optim import create_optimizer` in __init__.py)
+            importer, dotted = summary.filename, ".".join([summary.imports[head], *rest.split(".")[1:]])
+        return None
+
+    def module_of(self, importer: str, dotted: str) -> ModuleSummary | None:
+        """The summarised module `dotted` names or lies in (`pkg.mod` or `pkg.mod.f`)."""
+        found = self._split(self.absolute(importer, dotted), importer, whole=True)
+        return found[0] if found is not None else None
+
+    def module_file(self, importer: str, dotted: str) -> str | None:
+        """The project file an import names (`pkg.mod`, or `pkg.mod.f` from `from pkg.mod import f`)."""
+        parts = self.absolute(importer, dotted).split(".")
+        for cut in range(len(parts), 0, -1):
+            candidates = self._table.get(".".join(parts[:cut]))
+            if candidates:
+                return max(candidates, key=lambda f: _shared_folders(f, importer))
+        return None
+
+    def defines(self, importer: str, qualname: str) -> bool:
+        """Whether `qualname` lies in a module of the project (summarised or not)."""
+        parts = self.absolute(importer, qualname).split(".")
+        return any(".".join(parts[:cut]) in self._table for cut in range(len(parts) - 1, 0, -1))
+
+    def _split(self, dotted: str, importer: str, whole: bool = False) -> tuple[ModuleSummary, str] | None:
+        """The longest leading part of `dotted` that names a summarised module, and the rest."""
+        parts = dotted.split(".")
+        for cut in range(len(parts) - (0 if whole else 1), 0, -1):
+            candidates = [f for f in self._table.get(".".join(parts[:cut]), []) if f in self.summaries]
+            if candidates:
+                nearest = max(candidates, key=lambda f: _shared_folders(f, importer))
+                return self.summaries[nearest], ".".join(parts[cut:])
+        return None
+
+    # -- facts -------------------------------------------------------------------------------
+
+    def built(self, importer: str, qualname: str) -> tuple[Built, ...]:
+        """The ScheduleFree optimizers a call of `qualname` hands back: a factory function, or a
+        project class that subclasses a ScheduleFree class."""
+        found = self.locate(importer, qualname)
+        if found is None:
+            return ()
+        summary, name = found
+        if name in summary.built:
+            return summary.built[name]
+        facts = summary.classes.get(name)
+        if facts is not None and self.is_schedulefree_class(summary, name):
+            return (Built((), name, False, None, None, summary.filename, 0),)
+        return ()
+
+    def is_schedulefree_class(self, summary: ModuleSummary, name: str, depth: int = 0) -> bool:
+        facts = summary.classes.get(name)
+        if facts is None or depth > MAX_ALIAS_HOPS:
+            return False
+        if facts.schedulefree:
+            return True
+        for base in facts.bases:
+            found = self.locate(summary.filename, base)
+            if found is not None and self.is_schedulefree_class(found[0], found[1], depth + 1):
+                return True
+        return False
+
+    def helper(self, importer: str, qualname: str) -> tuple[Helper, tuple[tuple[str, str], ...]] | None:
+        """A project function and the saves it makes, itself or through the project functions it calls."""
+        found = self.locate(importer, qualname)
+        if found is None or found[1] not in found[0].helpers:
+            return None
+        summary, name = found
+        return summary.helpers[name], self._saves(summary, name, frozenset())
+
+    def _saves(self, summary: ModuleSummary, name: str, seen: frozenset) -> tuple[tuple[str, str], ...]:
+        helper = summary.helpers[name]
+        if helper.handles_mode or (summary.filename, name) in seen or len(seen) > MAX_ALIAS_HOPS:
+            return ()
+        if helper.saves:
+            return helper.saves
+        seen = seen | {(summary.filename, name)}
+        for call in helper.calls:
+            found = self.locate(summary.filename, call)
+            if found is not None and found[1] in found[0].helpers:
+                deeper = self._saves(found[0], found[1], seen)
+                if deeper:
+                    return deeper
+        return ()
+
+    def inherited_attribute(self, importer: str, bases: list[str], attribute: str) -> tuple[Built, ...]:
+        """`self.optimizer` set by a base class in another module of the project."""
+        pending = [(importer, base) for base in bases]
+        for _ in range(MAX_ALIAS_HOPS * 4):
+            if not pending:
+                break
+            where, base = pending.pop(0)
+            found = self.locate(where, base)
+            if found is None:
+                continue
+            summary, name = found
+            facts = summary.classes.get(name)
+            if facts is None:
+                continue
+            if attribute in facts.attributes:
+                return facts.attributes[attribute]
+            pending += [(summary.filename, b) for b in facts.bases]
+        return ()
+
+    def inherited_method(self, importer: str, bases: list[str], method: str) -> tuple[Built, ...]:
+        """What a method (`configure_optimizers`) of a base class in another module returns."""
+        pending = [(importer, base) for base in bases]
+        for _ in range(MAX_ALIAS_HOPS * 4):
+            if not pending:
+                break
+            where, base = pending.pop(0)
+            found = self.locate(where, base)
+            if found is None:
+                continue
+            summary, name = found
+            if f"{name}.{method}" in summary.built:
+                return summary.built[f"{name}.{method}"]
+            facts = summary.classes.get(name)
+            if facts is not None:
+                pending += [(summary.filename, b) for b in facts.bases]
+        return ()
+
+
+def row_of(filename: str, line: str) -> int:
+    """The row where a summarised call starts (1 when the file changed since)."""
+    try:
+        text = Path(filename).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return 1
+    offset = text.find(line)
+    return text.count("\n", 0, offset) + 1 if offset >= 0 else 1
+
+
+def _shared_folders(a: str, b: str) -> int:
+    count = 0
+    for x, y in zip(a.split("/")[:-1], b.split("/")[:-1]):
+        if x != y:
+            break
+        count += 1
+    return count

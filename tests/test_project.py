@@ -1,0 +1,80 @@
+"""Whole-project lint: the exact findings for the multi-file fixture projects (through the real CLI),
+and the project view's module resolution."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sfdoctor.cli import cli
+from sfdoctor.lint.project.view import ProjectView, module_names
+
+PROJECTS = Path(__file__).resolve().parent.parent / "fixtures" / "projects"
+
+# (file, code, row, possible) for every project; files not listed must be clean.
+EXPECTED: dict[str, list[tuple[str, str, int, bool]]] = {
+    # get_optimizer() in library/train_util.py returns (name, args, optimizer) and calls train();
+    # fine_tune.py samples and saves through train_util helpers without eval(); train_network.py
+    # switches through optimizer_eval_fn()/optimizer_train_fn() and stays silent.
+    "factory_tuple": [
+        ("fine_tune.py", "SF202", 17, True),
+        ("fine_tune.py", "SF203", 18, True),
+    ],
+    # a factory re-exported by the package's __init__.py (src/ layout); a dict result read by key
+    # through a relative import; train_ok.py calls train() and eval().
+    "src_reexport": [
+        ("src/trainkit/loop.py", "SF202", 15, False),
+        ("train.py", "SF201", 11, False),
+    ],
+    # a class picked from a dict by a CLI flag: possible; train_ok.py gates its mode calls on a flag.
+    "class_registry": [("train.py", "SF203", 21, True)],
+    # a save helper in another module; the helper that switches to eval itself is silent.
+    "helper_module": [("train.py", "SF203", 16, False)],
+}
+
+
+def project_findings(name: str, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, int, bool]]:
+    monkeypatch.chdir(PROJECTS / name)
+    result = CliRunner().invoke(cli, ["lint", "--isolated", "--output-format", "json", "."])
+    assert result.exit_code in (0, 1), result.output
+    return sorted((f["filename"], f["code"], f["location"]["row"], f["possible"]) for f in json.loads(result.stdout))
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in PROJECTS.iterdir() if p.is_dir()))
+def test_project_findings(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert project_findings(name, monkeypatch) == sorted(EXPECTED[name])
+
+
+def test_each_file_alone_misses_what_the_project_shows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The findings come from the other modules: linted alone, fine_tune.py has nothing to report."""
+    monkeypatch.chdir(PROJECTS / "factory_tuple")
+    result = CliRunner().invoke(cli, ["lint", "--isolated", "--output-format", "json", "fine_tune.py"])
+    assert json.loads(result.stdout) == []
+
+
+def test_the_help_names_the_flag_and_the_factory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(PROJECTS / "factory_tuple")
+    result = CliRunner().invoke(cli, ["lint", "--isolated", "--output-format", "json", "."])
+    save = next(f for f in json.loads(result.stdout) if f["code"] == "SF203")
+    assert "library/train_util.py:" in " ".join(save["notes"])
+    assert 'optimizer_type.endswith("schedulefree")' in " ".join(save["notes"])
+    assert {"filename": "library/train_util.py", "message": "saved here"}.items() <= save["related"][0].items()
+    assert save["related"][0]["location"]["row"] == 29
+
+
+def test_module_names_follow_packages_and_src_layouts(tmp_path: Path) -> None:
+    for name in ("src/pkg/__init__.py", "src/pkg/sub/__init__.py", "src/pkg/sub/mod.py", "scripts/run.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    files = [(tmp_path / n, n) for n in ("src/pkg/__init__.py", "src/pkg/sub/mod.py", "scripts/run.py")]
+    names = module_names(files)
+    assert names == {"src/pkg/__init__.py": "pkg", "src/pkg/sub/mod.py": "pkg.sub.mod", "scripts/run.py": "run"}
+    view = ProjectView(names)
+    assert view.absolute("src/pkg/sub/mod.py", ".helpers.f") == "pkg.sub.helpers.f"
+    assert view.absolute("src/pkg/sub/mod.py", "..util") == "pkg.util"
+    assert view.absolute("src/pkg/__init__.py", ".optim.make") == "pkg.optim.make"
+    assert view.module_file("scripts/run.py", "pkg.sub.mod.train") == "src/pkg/sub/mod.py"
+    assert view.module_file("scripts/run.py", "torch.optim") is None
