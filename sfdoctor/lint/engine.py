@@ -118,15 +118,17 @@ def lint_source(filename: str, data: bytes, settings: Settings, force: bool = Fa
                 f"{filename}: internal error in {rule_class.info.code}: {type(error).__name__}: {error} "
                 f"({Path(where.filename).name}:{where.lineno})"
             )
-    if gave_up:
-        result.errors.append(f"{filename}: not analysed by {', '.join(gave_up)}: {TOO_DEEP}")
     if context.findings:
         result.findings = _unsuppressed(context, data)
     if settings.project is not None and filename in settings.project.modules:
         try:
             result.summary = summarise(context, settings.project.modules[filename])
+        except RecursionError:
+            gave_up.append("the project summary")
         except Exception as error:  # noqa: BLE001 - the file's own findings still count
             result.errors.append(f"{filename}: internal error in the project summary: {type(error).__name__}: {error}")
+    if gave_up:
+        result.errors.append(f"{filename}: not analysed by {', '.join(gave_up)}: {TOO_DEEP}")
     return result
 
 

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..source import NotLintable, read_source
 from .facts import ModuleSummary
 from .view import ProjectView, module_names
 
@@ -110,8 +111,8 @@ def _importers(
         if summary is None and result.analysed:
             continue  # parsed and failed (SF000): nothing to add
         try:
-            data = paths[display].read_bytes()
-        except OSError:
+            data = read_source(paths[display]) or b""
+        except (OSError, NotLintable):  # a FIFO would block
             continue
         if all(pattern.search(data) for pattern in mentions):
             found.append(display)
