@@ -63,6 +63,14 @@ def test_deep_code_does_not_say_all_checks_passed() -> None:
     assert "not everything could be checked (1 error below)" in result.stdout
 
 
+def test_an_error_writing_fixes_does_not_say_that_files_went_unchecked() -> None:
+    write("train.py", CLEAN + "closure = schedulefree.SGDScheduleFreeClosure(model.parameters())\nclosure.train()\n")
+    Path("train.py").chmod(0o444)
+    result = lint("--fix", "--output-format", "concise", "train.py")
+    assert result.exit_code == 2 and "fixes not written: the file is read-only" in result.stderr
+    assert result.stdout.splitlines()[-1] == "Found 1 finding (1 error) in 1 file checked."
+
+
 def test_deep_code_in_the_parallel_path_keeps_the_other_files_findings() -> None:
     for i in range(16):
         write(f"zero{i:02}.py", ZERO_LR)
