@@ -39,7 +39,6 @@ DEEP = {
     + "if x == 0:\n    opt.train()\n"
     + "".join(f"elif x == {i}:\n    opt.eval()\n" for i in range(1, 500))
     + "opt.step()\n",
-    "calls_300.py": CLEAN + "".join(f"def f{i}():\n    f{i + 1}()\n" for i in range(300)) + "def f300():\n    opt.step()\nf0()\n",
 }
 
 
@@ -53,6 +52,14 @@ def test_deep_code_is_reported_once_as_not_analysed_and_other_files_are_linted(n
     errors = error_lines(result.stderr)
     assert len(errors) == 1 and errors[0].startswith(f"sfdoctor: error: {name}: not analysed"), result.stderr
     assert "nests too deeply" in errors[0] and "Traceback" not in result.output
+
+
+def test_a_chain_of_300_functions_calling_each_other_is_analysed() -> None:
+    chain = "".join(f"def f{i}():\n    f{i + 1}()\n" for i in range(300))
+    write("calls.py", CLEAN + chain + "def f300():\n    opt.step()\nf0()\n")
+    result = lint("--output-format", "concise", "calls.py")
+    assert (result.exit_code, result.stderr) == (1, "")
+    assert result.stdout.startswith("calls.py:606:5: SF201 [error] opt.step() while the optimizer is in eval mode")
 
 
 def test_deep_code_does_not_say_all_checks_passed() -> None:
