@@ -11,6 +11,8 @@ import pytest
 from cli_helpers import lint
 from mutation import check, programs
 
+from sfdoctor.lint.engine import Settings, lint_source
+
 SEED = 20261202
 PROGRAMS = 150
 
@@ -33,7 +35,7 @@ def test_generated_programs_in_one_run_give_a_valid_report(output_format: str) -
     expected = 0
     for name, source in programs(SEED, 30):
         Path(name).write_text(source, encoding="utf-8")
-        expected += len(check(name, source).codes)
+        expected += len(lint_source(name, source.encode(), Settings()).findings)
     result = lint("--isolated", "--output-format", output_format, ".")
     assert (result.exit_code, result.stderr) == (1, "")
     report = json.loads(result.stdout)

@@ -39,7 +39,6 @@ DEEP = {
     + "if x == 0:\n    opt.train()\n"
     + "".join(f"elif x == {i}:\n    opt.eval()\n" for i in range(1, 500))
     + "opt.step()\n",
-    "calls_300.py": CLEAN + "".join(f"def f{i}():\n    f{i + 1}()\n" for i in range(300)) + "def f300():\n    opt.step()\nf0()\n",
 }
 
 
@@ -55,12 +54,28 @@ def test_deep_code_is_reported_once_as_not_analysed_and_other_files_are_linted(n
     assert "nests too deeply" in errors[0] and "Traceback" not in result.output
 
 
+def test_a_chain_of_300_functions_calling_each_other_is_analysed() -> None:
+    chain = "".join(f"def f{i}():\n    f{i + 1}()\n" for i in range(300))
+    write("calls.py", CLEAN + chain + "def f300():\n    opt.step()\nf0()\n")
+    result = lint("--output-format", "concise", "calls.py")
+    assert (result.exit_code, result.stderr) == (1, "")
+    assert result.stdout.startswith("calls.py:606:5: SF201 [error] opt.step() while the optimizer is in eval mode")
+
+
 def test_deep_code_does_not_say_all_checks_passed() -> None:
     write("sum.py", DEEP["sum_1000.py"])
     result = lint("sum.py")
     assert result.exit_code == 2
     assert "All checks passed" not in result.stdout
     assert "not everything could be checked (1 error below)" in result.stdout
+
+
+def test_an_error_writing_fixes_does_not_say_that_files_went_unchecked() -> None:
+    write("train.py", CLEAN + "closure = schedulefree.SGDScheduleFreeClosure(model.parameters())\nclosure.train()\n")
+    Path("train.py").chmod(0o444)
+    result = lint("--fix", "--output-format", "concise", "train.py")
+    assert result.exit_code == 2 and "fixes not written: the file is read-only" in result.stderr
+    assert result.stdout.splitlines()[-1] == "Found 1 finding (1 error) in 1 file checked."
 
 
 def test_deep_code_in_the_parallel_path_keeps_the_other_files_findings() -> None:

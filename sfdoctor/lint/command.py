@@ -220,6 +220,7 @@ def lint(
     findings = [f for f in result.findings + dependency_findings if reported(f)]
     errors = result.errors + dependency_errors
     errors += [f"{name}: not linted: a Jupyter notebook, not a Python file (not supported yet)" for name in notebooks]
+    unchecked = len(errors)  # files not read or not (fully) analysed; fix errors come later
     fixes: list[FileFix] = []
     if fix or diff:
         paths_by_name = {display: path for path, display in python}
@@ -251,7 +252,7 @@ def lint(
             show_fixes=show_fixes,
             applicable=applicable,
             files_checked=len(files),
-            errors=len(errors),
+            unchecked=unchecked,
         )
     for error in errors:
         click.echo(f"sfdoctor: error: {error}", err=True)
@@ -272,13 +273,13 @@ def _report(
     show_fixes: bool,
     applicable: Callable[[Finding], bool],
     files_checked: int,
-    errors: int,
+    unchecked: int,
 ) -> None:
     console = make_console(stream)
     human = output_format in ("full", "concise") and not statistics
     _print_findings(findings, output_format, statistics, console, stream)
     if human and not quiet:
-        console.print(_summary(findings, files_checked, errors))
+        console.print(_summary(findings, files_checked, unchecked))
         if not fix:
             _print_fixable(findings, applicable, console)
     if fix and (show_fixes or not quiet):
@@ -286,11 +287,11 @@ def _report(
         _print_fixed(fixes, show_fixes, console if human else make_console(sys.stderr))
 
 
-def _summary(findings: list[Finding], files_checked: int, errors: int) -> str:
-    """The summary line; with errors (a file not read or not analysed) it never says all checks passed."""
-    if not errors:
+def _summary(findings: list[Finding], files_checked: int, unchecked: int) -> str:
+    """The summary line; after errors that left files unread or not analysed it never says all checks passed."""
+    if not unchecked:
         return summary_line(findings, files_checked)
-    missed = f"not everything could be checked ({plural(errors, 'error')} below)."
+    missed = f"not everything could be checked ({plural(unchecked, 'error')} below)."
     if not findings:
         return f"No findings in {plural(files_checked, 'file')} checked, but {missed}"
     return f"{summary_line(findings, files_checked).rstrip('.')}; {missed}"

@@ -41,6 +41,8 @@ MAX_ITERATIONS = 8
 # how the walker records events: normally, not at all (loop fixpoint passes), or as later iterations
 RECORD, SKIP, LATER = "record", "skip", "later"
 MAX_GATHER_DEPTH = 3
+# calls followed into this module's functions, nested (each costs ~8 Python frames of the walk)
+MAX_CALL_DEPTH = 40
 MAX_OPTIONS = 16
 
 OPTIMIZER_METHODS = frozenset({"step", "train", "eval", "load_state_dict"})
@@ -350,7 +352,7 @@ class ModeAnalysis:
         """Walk a function (None: the module's top level) once; None while it is being walked."""
         if function in self.results:
             return self.results[function]
-        if function in self._in_progress:
+        if function in self._in_progress or len(self._in_progress) > MAX_CALL_DEPTH:
             return None
         self._in_progress.add(function)
         walker = _Walker(self, function)
