@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FatalError
+from .lint.files import pattern_error
 from .output import FORMATS
 
 if sys.version_info >= (3, 11):
@@ -29,6 +30,7 @@ LINT_KEYS: dict[str, type] = {
     "exclude": list,
     "extend-exclude": list,
     "output-format": str,
+    "max-file-size": int,  # MB
 }
 # [tool.sfdoctor.lint] takes the same keys (Ruff style) plus the factories; a key may be set in one place.
 LINT_TABLE_KEYS: dict[str, type] = {**LINT_KEYS, "optimizer-factories": list}
@@ -80,9 +82,16 @@ def load_config(explicit: Path | None = None, isolated: bool = False, start: Pat
     if twice:
         raise ConfigError(f"{path}: '{twice[0]}' is set in both [tool.sfdoctor] and [tool.sfdoctor.lint]")
     lint = {**top, **lint_table}
+    for key in ("exclude", "extend-exclude", "per-file-ignores"):
+        for pattern in lint.get(key, ()):
+            if (error := pattern_error(pattern)) is not None:
+                raise ConfigError(f"{path}: '{key}' has an invalid pattern {pattern!r}: {error}")
     for key, value in lint.get("per-file-ignores", {}).items():
         if not isinstance(value, list) or not all(isinstance(code, str) for code in value):
             raise ConfigError(f"{path}: 'per-file-ignores' entry {key!r} must be a list of rule codes")
+    if lint.get("max-file-size", 1) < 1:
+        size = lint["max-file-size"]
+        raise ConfigError(f"{path}: 'max-file-size' must be at least 1 (megabytes), got {size!r}")
     if lint.get("output-format", "full") not in FORMATS:
         raise ConfigError(
             f"{path}: 'output-format' must be one of {', '.join(FORMATS)}, got {lint['output-format']!r}"

@@ -182,6 +182,16 @@ class EndlessFix(Rule):
         _replace_call(self, "pong", "ping()", "safe")
 
 
+class GrowingFix(Rule):
+    def check(self) -> None:
+        _replace_call(self, "grow", "grow()\npass", "safe")  # grow() stays: reported and fixed again
+
+
+class DoublingFix(Rule):
+    def check(self) -> None:
+        _replace_call(self, "double", "double()\ndouble()", "safe")
+
+
 TEST_RULES = {
     "SF991": (BrokenFix, RuleInfo("SF991", "test-broken-fix", "error", "A fix whose result does not parse.")),
     "SF992": (UnsafeFix, RuleInfo("SF992", "test-unsafe-fix", "warning", "An unsafe fix.")),
@@ -189,6 +199,8 @@ TEST_RULES = {
         EndlessFix,
         RuleInfo("SF993", "test-endless-fix", "warning", "Two fixes that undo each other."),
     ),
+    "SF994": (GrowingFix, RuleInfo("SF994", "test-growing-fix", "warning", "A fix that is needed again.")),
+    "SF995": (DoublingFix, RuleInfo("SF995", "test-doubling-fix", "warning", "A fix that doubles itself.")),
 }
 
 
@@ -228,13 +240,22 @@ def test_unsafe_fixes_need_their_option_and_new_lines_get_the_files_line_ending(
 
 
 @pytest.mark.parametrize("test_rule", ["SF993"], indirect=True)
-def test_fixes_that_never_settle_stop_and_write_nothing(test_rule) -> None:
-    source = "import schedulefree\nping()\n"
-    Path("train.py").write_text(source, encoding="utf-8")
+def test_fixes_that_undo_each_other_are_dropped_and_the_others_applied(test_rule) -> None:
+    Path("train.py").write_text(CLOSURE + "ping()\n", encoding="utf-8")
     result = lint("--fix", "train.py")
     assert result.exit_code == 2
-    assert f"fixes did not settle after {fix_module.MAX_ROUNDS} rounds" in result.stderr
-    assert Path("train.py").read_text(encoding="utf-8") == source
+    dropped = result.stderr.splitlines()
+    assert len(dropped) == 2 and all(line.endswith(": SF993 fix dropped: it did not settle") for line in dropped)
+    assert Path("train.py").read_text(encoding="utf-8") == CLOSURE_FIXED + "ping()\n"
+
+
+@pytest.mark.parametrize(("test_rule", "call"), [("SF994", "grow"), ("SF995", "double")], indirect=["test_rule"])
+def test_a_fix_applied_again_in_every_round_is_dropped_alone(test_rule, call: str) -> None:
+    Path("train.py").write_text(CLOSURE + f"{call}()\n", encoding="utf-8")
+    result = lint("--fix", "train.py")
+    assert result.exit_code == 2
+    assert result.stderr == f"sfdoctor: error: train.py:20:1: {test_rule.info.code} fix dropped: it did not settle\n"
+    assert Path("train.py").read_text(encoding="utf-8") == CLOSURE_FIXED + f"{call}()\n"
 
 
 SAVE_AT_END = """\

@@ -39,6 +39,7 @@ from .dependencies import (
 from .engine import Settings, lint_files, rule_infos
 from .files import DEFAULT_EXCLUDE, PathPatterns, changed_files, discover
 from .fix import FileFix, fix_file
+from .source import DEFAULT_MAX_FILE_SIZE, MEGABYTE
 
 Files = list[tuple[Path, str]]
 
@@ -53,8 +54,11 @@ def _codes(values: Sequence[str], source: str) -> tuple[str, ...]:
     return tuple("SF" if c == "ALL" else c for c in codes)
 
 
-def _settings(config: Config, select, extend_select, ignore, prefilter: bool) -> Settings:
+def _settings(
+    config: Config, select, extend_select, ignore, prefilter: bool, max_file_size: int | None
+) -> Settings:
     where = f"in {config.path}"
+    megabytes = max_file_size or config.lint.get("max-file-size", DEFAULT_MAX_FILE_SIZE)
     chosen = _codes(select, "--select") or _codes(config.lint.get("select", ["SF"]), f"'select' {where}")
     return Settings(
         select=chosen
@@ -63,6 +67,7 @@ def _settings(config: Config, select, extend_select, ignore, prefilter: bool) ->
         ignore=_codes(ignore, "--ignore") + _codes(config.lint.get("ignore", ()), f"'ignore' {where}"),
         factories=frozenset(config.lint.get("optimizer-factories", ())),
         prefilter=prefilter,
+        max_file_size=megabytes * MEGABYTE,
     )
 
 
@@ -144,6 +149,12 @@ def _lint_dependencies(
 @click.option("--statistics", is_flag=True, help="Print the number of findings per rule.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("-q", "--quiet", is_flag=True, help="Print findings only, no summary.")
+@click.option(
+    "--max-file-size",
+    type=click.IntRange(min=1),
+    metavar="MB",
+    help=f"Do not analyse larger files that mention schedulefree (default: {DEFAULT_MAX_FILE_SIZE}).",
+)
 @click.option("--no-cache", is_flag=True, help=f"Do not read or write the result cache ({CACHE_FOLDER}/).")
 @click.option("--no-prefilter", is_flag=True, hidden=True, help="Parse every file (benchmarks).")
 @click.option(
@@ -167,6 +178,7 @@ def lint(
     statistics,
     exit_zero,
     quiet,
+    max_file_size,
     no_cache,
     no_prefilter,
     jobs,
@@ -175,12 +187,15 @@ def lint(
     if config_file is not None and not config_file.is_file():
         raise ConfigError(f"--config {config_file}: no such file")
     config = load_config(config_file, isolated)
-    settings = _settings(config, select, extend_select, ignore, prefilter=not no_prefilter)
+    settings = _settings(config, select, extend_select, ignore, not no_prefilter, max_file_size)
     output_format = output_format or config.lint.get("output-format", "full")
     excludes = PathPatterns.from_patterns(
         [*config.lint.get("exclude", DEFAULT_EXCLUDE), *config.lint.get("extend-exclude", ())], config.root
     )
     files = discover(list(paths) or ["."], excludes, force_exclude)
+    # only named on the command line: a folder walk looks at *.py files
+    notebooks = [display for path, display in files if path.suffix == ".ipynb"]
+    files = [(path, display) for path, display in files if path.suffix != ".ipynb"]
     # SF002 looks at all the project's Python files, even those --diff-base leaves out
     all_python = [(path, display) for path, display in files if not is_dependency_file(path)]
     if diff_base is not None:
@@ -204,6 +219,8 @@ def lint(
     )
     findings = [f for f in result.findings + dependency_findings if reported(f)]
     errors = result.errors + dependency_errors
+    errors += [f"{name}: not linted: a Jupyter notebook, not a Python file (not supported yet)" for name in notebooks]
+    unchecked = len(errors)  # files not read or not (fully) analysed; fix errors come later
     fixes: list[FileFix] = []
     if fix or diff:
         paths_by_name = {display: path for path, display in python}
@@ -235,6 +252,7 @@ def lint(
             show_fixes=show_fixes,
             applicable=applicable,
             files_checked=len(files),
+            unchecked=unchecked,
         )
     for error in errors:
         click.echo(f"sfdoctor: error: {error}", err=True)
@@ -255,17 +273,28 @@ def _report(
     show_fixes: bool,
     applicable: Callable[[Finding], bool],
     files_checked: int,
+    unchecked: int,
 ) -> None:
     console = make_console(stream)
     human = output_format in ("full", "concise") and not statistics
     _print_findings(findings, output_format, statistics, console, stream)
     if human and not quiet:
-        console.print(summary_line(findings, files_checked))
+        console.print(_summary(findings, files_checked, unchecked))
         if not fix:
             _print_fixable(findings, applicable, console)
     if fix and (show_fixes or not quiet):
         # machine-readable output must stay parseable: the fix report goes to stderr then
         _print_fixed(fixes, show_fixes, console if human else make_console(sys.stderr))
+
+
+def _summary(findings: list[Finding], files_checked: int, unchecked: int) -> str:
+    """The summary line; after errors that left files unread or not analysed it never says all checks passed."""
+    if not unchecked:
+        return summary_line(findings, files_checked)
+    missed = f"not everything could be checked ({plural(unchecked, 'error')} below)."
+    if not findings:
+        return f"No findings in {plural(files_checked, 'file')} checked, but {missed}"
+    return f"{summary_line(findings, files_checked).rstrip('.')}; {missed}"
 
 
 def _print_findings(

@@ -22,8 +22,8 @@ def set_keyword(
         start, end = context.location(existing)
         return Fix(f"set {keyword}={value}", applicability, (Edit(value, start, end),))  # type: ignore[arg-type]
     last = call.args[-1]
-    start = context.location(last)[0]
-    end = context.location(last.value)[1]
+    # the argument node ends after a parenthesised value's `)`; the value's own range stops inside it
+    start, end = context.location(last)
     if isinstance(last.comma, cst.Comma) and start.row > context.location(call)[0].row:
         _, after_comma = context.location(last.comma)
         edit = Edit(f'\n{" " * (start.column - 1)}{keyword}={value},', after_comma, after_comma)

@@ -22,12 +22,15 @@ from .project.link import link
 from .project.summary import summarise
 from .project.view import ProjectView
 from .rule import FileContext, Rule, discover_rules, source_lines
+from .source import DEFAULT_MAX_FILE_SIZE, MEGABYTE, NotLintable, read_source, utf8_source
 
 SYNTAX_ERROR = RuleInfo("SF000", "syntax-error", "error", "A file that does not parse.")
 # Every finding needs a ScheduleFree optimizer or a `schedule_free_*` Trainer option in the file.
 PREFILTER = re.compile(rb"schedule_?free", re.IGNORECASE)
 NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 IGNORE_NEXT = re.compile(r"^\s*#\s*sfdoctor:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
+TOO_DEEP = "the code nests too deeply for the analysis (Python's recursion limit)"
+PARSER_LIMIT = "Python parses it but libcst, the parser sfdoctor uses, does not (one of its limits)"
 # Below this many files, starting worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 16
 
@@ -38,6 +41,7 @@ class Settings:
     ignore: tuple[str, ...] = ()
     factories: frozenset[str] = frozenset()  # qualified names of functions returning SF optimizers
     prefilter: bool = True
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE * MEGABYTE  # bytes; larger files are not parsed
     # what the other modules of the project define; None lints each file on its own
     project: ProjectView | None = field(default=None, compare=False)
 
@@ -79,6 +83,7 @@ def lint_source(filename: str, data: bytes, settings: Settings, force: bool = Fa
     """Lint one file's bytes (`force`: even when the prefilter finds nothing in it, because it uses
     what another module defines; without `rules`, only its project summary is wanted: a module whose
     helpers a training module calls). Never raises: a crashing rule becomes an internal error line."""
+    data = utf8_source(data)
     result = FileResult(lines=data.count(b"\n"))
     if settings.prefilter and not force and not settings.prefilter_pattern.search(data):
         return result
@@ -86,17 +91,28 @@ def lint_source(filename: str, data: bytes, settings: Settings, force: bool = Fa
     try:
         module = cst.parse_module(data)
     except cst.ParserSyntaxError as error:
-        result.findings.append(_python_syntax_error(filename, data, error))
+        finding = _python_syntax_error(filename, data, error)
+        if finding is None:
+            result.errors.append(f"{filename}: not analysed: {PARSER_LIMIT}")
+        else:
+            result.findings.append(finding)
         return result
     except (UnicodeDecodeError, LookupError, SyntaxError, ValueError) as error:
         result.findings.append(_syntax_error(filename, 1, 1, f"cannot decode the file: {error}"))
         return result
-    context = FileContext(filename, module, settings.factories, settings.project)
+    try:
+        context = FileContext(filename, module, settings.factories, settings.project)
+    except RecursionError:
+        result.errors.append(f"{filename}: not analysed: {TOO_DEEP}")
+        return result
+    gave_up = []
     for rule_class in discover_rules() if rules else ():
         if not settings.enabled(rule_class.info.code):
             continue
         try:
             rule_class(context).check()
+        except RecursionError:  # bounded by Python's recursion limit: the file is reported, not the run
+            gave_up.append(rule_class.info.code)
         except Exception as error:  # noqa: BLE001 - one rule's bug must not take the run down
             where = traceback.extract_tb(error.__traceback__)[-1]
             result.errors.append(
@@ -108,20 +124,25 @@ def lint_source(filename: str, data: bytes, settings: Settings, force: bool = Fa
     if settings.project is not None and filename in settings.project.modules:
         try:
             result.summary = summarise(context, settings.project.modules[filename])
+        except RecursionError:
+            gave_up.append("the project summary")
         except Exception as error:  # noqa: BLE001 - the file's own findings still count
             result.errors.append(f"{filename}: internal error in the project summary: {type(error).__name__}: {error}")
+    if gave_up:
+        result.errors.append(f"{filename}: not analysed by {', '.join(gave_up)}: {TOO_DEEP}")
     return result
 
 
-def _python_syntax_error(filename: str, data: bytes, error: cst.ParserSyntaxError) -> Finding:
-    """Python's own message and position where it has one: libcst's can point a line too far."""
+def _python_syntax_error(filename: str, data: bytes, error: cst.ParserSyntaxError) -> Finding | None:
+    """Python's own message and position where it has one: libcst's can point a line too far.
+    None when Python parses the file: libcst's parser has limits that Python's has not."""
     try:
         compile(data, filename, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
     except SyntaxError as python_error:
         return _syntax_error(filename, python_error.lineno or 1, python_error.offset or 1, python_error.msg)
     except ValueError:  # null bytes
-        pass
-    return _syntax_error(filename, error.raw_line, error.raw_column + 1, error.message)
+        return _syntax_error(filename, error.raw_line, error.raw_column + 1, error.message)
+    return None
 
 
 def _syntax_error(filename: str, row: int, column: int, message: str) -> Finding:
@@ -176,11 +197,14 @@ Job = tuple[Path, str, str]
 
 
 def _lint_path(path: Path, display: str, settings: Settings, why: str = "") -> FileResult:
+    wanted = settings.prefilter_pattern if settings.prefilter and not why else None
     try:
-        data = path.read_bytes()
+        data = read_source(path, settings.max_file_size, wanted)
     except OSError as error:
         return FileResult(errors=[f"{display}: cannot read: {error.strerror or error}"])
-    return lint_source(display, data, settings, force=bool(why), rules=why != "summary")
+    except NotLintable as reason:
+        return FileResult(errors=[f"{display}: not analysed: {reason}"])
+    return FileResult() if data is None else lint_source(display, data, settings, force=bool(why), rules=why != "summary")
 
 
 _worker_settings: Settings | None = None
@@ -213,14 +237,22 @@ def _cached_round(
     """One round of the project lint: files the prefilter skips and files whose bytes, settings and
     project view are unchanged since the last run are answered here; the rest go to the workers."""
     assert settings.project is not None
-    context = (settings.select, settings.ignore, sorted(settings.factories), settings.prefilter, settings.project.digest())
+    context = (
+        settings.select, settings.ignore, sorted(settings.factories), settings.prefilter, settings.max_file_size,
+        settings.project.digest(),
+    )
+    wanted = settings.prefilter_pattern if settings.prefilter else None
     answered: dict[str, FileResult] = {}
     keys: dict[str, str] = {}
     for path, display, why in batch:
         try:
-            data = path.read_bytes()
-        except OSError:
+            data = read_source(path, settings.max_file_size, None if why else wanted)
+        except (OSError, NotLintable):
             continue  # the worker reports it
+        if data is None:
+            answered[display] = FileResult()  # over the size limit and no mention of schedulefree
+            continue
+        data = utf8_source(data)
         if settings.prefilter and not why and not settings.prefilter_pattern.search(data):
             answered[display] = FileResult(lines=data.count(b"\n"))
             continue

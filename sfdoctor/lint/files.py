@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +13,7 @@ import pathspec
 
 from ..errors import FatalError
 from .dependencies import is_dependency_file
+from .source import file_kind
 
 # Skipped wherever they are, unless the configuration's `exclude` replaces this list.
 DEFAULT_EXCLUDE = tuple(
@@ -78,6 +81,8 @@ def discover(
             if not (force_exclude and excludes.match(resolved)):
                 found.setdefault(resolved, _display(resolved, cwd))
             continue
+        if not path.is_dir():
+            raise FatalError(f"{raw}: not a regular file or folder ({file_kind(path.stat().st_mode)})")
         for file in _walk(resolved, excludes):
             found.setdefault(file, _display(file, cwd))
     return sorted(found.items(), key=lambda item: item[1])
@@ -130,9 +135,18 @@ def _walk(root: Path, excludes: PathPatterns) -> list[Path]:
             here / n
             for n in sorted(filenames)
             if (n.endswith(".py") or is_dependency_file(Path(n)))
+            and not _special(here / n)
             and not _ignored(here / n, ignores, excludes, False)
         ]
     return files
+
+
+def _special(path: Path) -> bool:
+    """A FIFO, socket or device: never read (reading a FIFO blocks until something writes to it)."""
+    try:
+        return not stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False  # a dangling or looping link: reported as unreadable when it is read
 
 
 def _ignored(
@@ -165,11 +179,22 @@ def _ancestor_gitignores(folder: Path) -> list[tuple[Path, pathspec.PathSpec]]:
 
 def _load_gitignore(path: Path) -> pathspec.PathSpec:
     try:
-        return pathspec.GitIgnoreSpec.from_lines(
-            path.read_text(encoding="utf-8", errors="replace").splitlines()
-        )
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
-        return pathspec.GitIgnoreSpec.from_lines([])
+        lines = []
+    # git skips a line it cannot use (`[z-a]`, a lone `!`): so does the walk
+    return pathspec.GitIgnoreSpec.from_lines([line for line in lines if pattern_error(line) is None])
+
+
+def pattern_error(pattern: str) -> str | None:
+    """Why a gitignore-style pattern is invalid, or None when it is valid."""
+    try:
+        pathspec.GitIgnoreSpec.from_lines([pattern])
+    except re.error as error:
+        return error.msg  # without the position in the regular expression pathspec built
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 def _display(path: Path, cwd: Path) -> str:

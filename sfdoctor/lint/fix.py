@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import difflib
-import io
 import os
 import re
 import stat
 import tempfile
-import tokenize
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +16,13 @@ import libcst as cst
 from ..findings import Edit, Finding
 from .engine import Settings, lint_source
 from .rule import source_lines
+from .source import NotLintable, read_source, source_encoding
 
-MAX_ROUNDS = 10  # a fix that keeps producing new fixes is a rule bug: stop instead of looping
+MAX_ROUNDS = 16  # a fix that keeps producing new fixes is a rule bug: stop instead of looping
+# The mode rules' fixes each change the modes that the others were found with: one per round.
+MODE_RULES = ("SF201", "SF202", "SF203")
 LINE_END = re.compile(r"\r\n|\r|\n")
+Span = tuple[int, int, str]  # an edit as (start, end, content) offsets in the text
 
 
 @dataclass
@@ -48,13 +50,17 @@ def fix_file(
     outcome = FileFix(display)
     path = path.resolve()  # write through a symlink, not over it
     try:
-        data = path.read_bytes()
-        encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+        data = read_source(path) or b""
+        encoding = source_encoding(data)
         outcome.original = data.decode(encoding)
-    except (OSError, SyntaxError, UnicodeDecodeError, LookupError) as error:
+    except (OSError, NotLintable, SyntaxError, UnicodeDecodeError, LookupError) as error:
         outcome.errors.append(
             f"{display}: cannot fix: cannot read: {getattr(error, 'strerror', None) or error}"
         )
+        return outcome
+    if outcome.original.encode(encoding) != data:  # a UTF-16 file of the other byte order
+        outcome.errors.append(f"{display}: cannot fix: it would not be written back as the same {encoding} bytes")
+        outcome.fixed, outcome.remaining = outcome.original, lint_source(display, data, settings, force=True).findings
         return outcome
     outcome.fixed, outcome.applied, outcome.remaining, outcome.errors = fixed_text(
         display, outcome.original, encoding, settings, applicable
@@ -71,49 +77,107 @@ def fix_file(
 def fixed_text(
     display: str, text: str, encoding: str, settings: Settings, applicable: Callable[[Finding], bool]
 ) -> tuple[str, list[Finding], list[Finding], list[str]]:
-    """(fixed text, applied findings, findings left in the fixed text, errors)."""
-    original, applied, errors = text, [], []
-    rejected: set[tuple] = set()  # fixes that broke the syntax or changed nothing: never retried
-    first_findings = None
-    for _ in range(MAX_ROUNDS):
-        result = lint_source(display, text.encode(encoding), settings, force=True)
-        first_findings = result.findings if first_findings is None else first_findings
-        candidates = [
-            f for f in result.findings if f.fix is not None and applicable(f) and _key(f) not in rejected
-        ]
-        if not candidates:
-            return text, applied, result.findings, errors
-        chosen, taken = [], []
+    """(fixed text, applied findings, findings left in the fixed text, errors).
+
+    Fixes that do not settle (applied again in every round, or undone by another rule's fix) are
+    dropped, each with an error, and the others are applied again from the original text.
+    """
+    unsettled: dict[tuple, Finding] = {}
+    while True:
+        rounds = _Rounds(display, encoding, settings, applicable, set(unsettled))
+        fixed = rounds.run(text)
+        errors = [f"{_where(f)}: {f.code} fix dropped: it did not settle" for f in unsettled.values()]
+        if fixed is not None:
+            return fixed, rounds.applied, rounds.remaining, errors + rounds.errors
+        if not rounds.unsettled:
+            errors.append(f"{display}: fixes did not settle after {MAX_ROUNDS} rounds; the file is left as it was")
+            return text, [], rounds.first_findings, errors + rounds.errors
+        unsettled.update({key: rounds.first[key] for key in rounds.unsettled})
+
+
+class _Rounds:
+    """Fix, re-lint, fix again until no fix applies; `run` gives None when that does not happen."""
+
+    def __init__(
+        self,
+        display: str,
+        encoding: str,
+        settings: Settings,
+        applicable: Callable[[Finding], bool],
+        rejected: set[tuple],
+    ) -> None:
+        self.display, self.encoding, self.settings, self.applicable = display, encoding, settings, applicable
+        self.rejected = rejected  # fixes that broke the syntax or changed nothing: never retried
+        self.applied: list[Finding] = []
+        self.remaining: list[Finding] = []
+        self.errors: list[str] = []
+        self.first_findings: list[Finding] = []  # in the original text
+        self.first: dict[tuple, Finding] = {}  # each fix's finding where it was first seen
+        self.unsettled: set[tuple] = set()  # when `run` gives None: the fixes to blame, if known
+
+    def run(self, text: str) -> str | None:
+        texts = [text]  # the text before each round, and the fixes applied in it
+        applied_in: list[set[tuple]] = []
+        for number in range(MAX_ROUNDS):
+            result = lint_source(self.display, text.encode(self.encoding), self.settings, force=True)
+            if number == 0:
+                self.first_findings = result.findings
+            candidates = [
+                f
+                for f in result.findings
+                if f.fix is not None and self.applicable(f) and _key(f) not in self.rejected
+            ]
+            if not candidates:
+                self.remaining = result.findings
+                return text
+            chosen = self._choose(text, candidates)
+            new_text = _apply(text, [span for _, spans in chosen for span in spans])
+            if new_text == text:
+                self.rejected.update(_key(finding) for finding, _ in chosen)
+                continue
+            for finding, _ in chosen:
+                self.first.setdefault(_key(finding), finding)
+            applied_in.append({_key(finding) for finding, _ in chosen})
+            if new_text in texts:  # back to an earlier text: the fixes since then undo each other
+                self.unsettled = set().union(*applied_in[texts.index(new_text) :])
+                return None
+            if len(new_text) > 2 * len(texts[0]) + 1000:
+                break  # fixes add a few lines: one that multiplies itself would grow the file exponentially
+            texts.append(new_text)
+            text = new_text
+            self.applied += [finding for finding, _ in chosen]
+        # a fix applied again and again (each round adds the same lines): the others settled
+        self.unsettled = {key for key in self.first if sum(key in keys for keys in applied_in) > 1}
+        return None
+
+    def _choose(self, text: str, candidates: list[Finding]) -> list[tuple[Finding, list[Span]]]:
+        """The fixes to apply together this round: no overlaps, and a result that parses."""
+        chosen: list[tuple[Finding, list[Span]]] = []
+        taken: list[Span] = []
+        mode_fix_taken = False
         for finding in candidates:
-            spans = _spans(text, finding.fix.edits)
+            spans = _spans(text, finding.fix.edits)  # type: ignore[union-attr]
             if spans is None:
-                rejected.add(_key(finding))
-                errors.append(
+                self.rejected.add(_key(finding))
+                self.errors.append(
                     f"{_where(finding)}: {finding.code} fix dropped: its edits lie outside the file"
                 )
+            elif finding.code.startswith(MODE_RULES) and mode_fix_taken:
+                continue  # computed from modes that the mode fix taken already changes: next round
             elif not any(_overlaps(span, other) for span in spans for other in taken):
+                mode_fix_taken = mode_fix_taken or finding.code.startswith(MODE_RULES)
                 chosen.append((finding, spans))  # an overlapping fix waits for the next round's text
                 taken += spans
-        new_text = _apply(text, taken)
-        if not _parses(new_text):  # find the culprits: one parse per fix, only when needed
-            parsing = []
-            for finding, spans in chosen:
-                if _parses(_apply(text, spans)):
-                    parsing.append((finding, spans))
-                else:
-                    rejected.add(_key(finding))
-                    errors.append(
-                        f"{_where(finding)}: {finding.code} fix dropped: the result would not parse"
-                    )
-            chosen = parsing[:1]  # these parse alone; together they may not: one per round
-            new_text = _apply(text, chosen[0][1]) if chosen else text
-        if new_text == text:
-            rejected.update(_key(finding) for finding, _ in chosen)
-            continue
-        text = new_text
-        applied += [finding for finding, _ in chosen]
-    errors.append(f"{display}: fixes did not settle after {MAX_ROUNDS} rounds; the file is left unchanged")
-    return original, [], first_findings or [], errors
+        if _parses(_apply(text, taken)):
+            return chosen
+        parsing = []  # find the culprits: one parse per fix, only when needed
+        for finding, spans in chosen:
+            if _parses(_apply(text, spans)):
+                parsing.append((finding, spans))
+            else:
+                self.rejected.add(_key(finding))
+                self.errors.append(f"{_where(finding)}: {finding.code} fix dropped: the result would not parse")
+        return parsing[:1]  # these parse alone; together they may not: one per round
 
 
 def _key(finding: Finding) -> tuple:

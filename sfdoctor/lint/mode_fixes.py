@@ -13,6 +13,7 @@ from .edits import call_statement, insert_after, insert_before, remove_statement
 from .index import Function, dotted_name
 from .modes import Facts, Key, ModeAnalysis, ModeReport, chains, mode_analysis
 from .rule import FileContext
+from .values import Where
 
 EXITS = (cst.Return, cst.Raise, cst.Continue, cst.Break)
 
@@ -26,8 +27,15 @@ def train_before_loop(context: FileContext, step: cst.Call, facts: Facts) -> Fix
     if name is None:
         return None
     loop = _innermost_loop(context, site.statement)
+    evals = [origin for kind, origin in facts if kind == "eval" and isinstance(origin, cst.Call)]
+    scope = loop or (site.function.node if site.function else None)
+    built = [o for o in evals if o in analysis.sites and scope and _runs_inside(analysis, o, scope, frozenset())]
+    if built:  # constructed in the loop or function: above the construction the name is not bound yet
+        edit = insert_after(context, context.index.site_of[built[-1]].statement, f"{name}.train()")
+        return Fix(f"insert {name}.train()", "unsafe", (edit,)) if edit else None
+    if any(_before_in_loop(analysis, origin, step, loop) for origin in evals if loop is not None):
+        return None  # eval() earlier in the same iteration: a train() above the loop would not help
     if loop is not None:
-        evals = [origin for kind, origin in facts if kind == "eval" and isinstance(origin, cst.Call)]
         if not any(_runs_inside(analysis, origin, loop, frozenset()) for origin in evals):
             target: cst.CSTNode = loop
         elif isinstance(loop.body, cst.IndentedBlock):
@@ -82,7 +90,7 @@ def _wrap(
     """Switch the optimizers to eval before `statement` and back to train where the evaluation ends."""
     keys = sorted(report.keys, key=lambda key: min(analysis.order.get(call, 0) for call in key))
     names = [_name_in(analysis, key, function) for key in keys]
-    if None in names:
+    if None in names or not all(_holds(context, n, k, statement, function) for n, k in zip(names, keys)):  # type: ignore[arg-type]
         return None
     before = _previous_train_call(context, analysis, statement, names) or insert_before(
         context, statement, "\n".join(f"{name}.eval()" for name in names)
@@ -198,6 +206,19 @@ def _runs_inside(analysis: ModeAnalysis, call: cst.Call, loop: cst.CSTNode, seen
     if function is None or function in seen:
         return False
     return any(_runs_inside(analysis, caller.node, loop, seen | {function}) for caller in analysis.callers.get(function, []))
+
+
+def _before_in_loop(analysis: ModeAnalysis, call: cst.Call, step: cst.Call, loop: cst.CSTNode) -> bool:
+    """The call is in the loop, before the step in source order (it reaches it in the same iteration)."""
+    index = analysis.context.index
+    return index.within(index.site_of[call].statement, loop) and analysis.order[call] < analysis.order[step]
+
+
+def _holds(context: FileContext, name: str, key: Key, statement: cst.CSTNode, function: Function | None) -> bool:
+    """Whether `name` may hold the optimizers of `key` at `statement` (not a rebound name)."""
+    where = Where(statement, function)
+    held = {site.call for site in context.evaluator.optimizers(cst.parse_expression(name), where).sites}
+    return key <= held
 
 
 def _mode_call(node: cst.CSTNode, method: str) -> bool:

@@ -41,6 +41,8 @@ MAX_ITERATIONS = 8
 # how the walker records events: normally, not at all (loop fixpoint passes), or as later iterations
 RECORD, SKIP, LATER = "record", "skip", "later"
 MAX_GATHER_DEPTH = 3
+# calls followed into this module's functions, nested (each costs ~8 Python frames of the walk)
+MAX_CALL_DEPTH = 40
 MAX_OPTIONS = 16
 
 OPTIMIZER_METHODS = frozenset({"step", "train", "eval", "load_state_dict"})
@@ -350,7 +352,7 @@ class ModeAnalysis:
         """Walk a function (None: the module's top level) once; None while it is being walked."""
         if function in self.results:
             return self.results[function]
-        if function in self._in_progress:
+        if function in self._in_progress or len(self._in_progress) > MAX_CALL_DEPTH:
             return None
         self._in_progress.add(function)
         walker = _Walker(self, function)
@@ -475,6 +477,7 @@ class _Walker:
         self._recorded: dict[tuple, Event] = {}
         self.no_grad: list[cst.CSTNode] = []
         self.autocast: list[list[bool]] = []  # per autocast block: has a forward pass run in it
+        self._loop_results: dict[tuple, tuple[State | None, tuple[bool, ...]]] = {}
         if function is not None:
             for decorator in function.node.decorators:
                 target = decorator.decorator
@@ -504,7 +507,7 @@ class _Walker:
         if isinstance(node, cst.If):
             return self.branch(node, state)
         if isinstance(node, (cst.For, cst.While)):
-            return self.loop(node, state)
+            return self.memoized_loop(node, state)
         if isinstance(node, cst.With):
             return self.with_block(node, state)
         if isinstance(node, cst.Try) or type(node).__name__ == "TryStar":
@@ -594,6 +597,22 @@ class _Walker:
         if node.orelse is not None and done is not None:
             done = self.block(_statements(node.orelse.body), done)
         return join(done, *frame.breaks)
+
+    def memoized_loop(self, node: cst.For | cst.While, state: State) -> State | None:
+        """`loop`, walked once per entry state: each fixpoint pass over an outer loop walks the inner
+        loops again, which made the time exponential in the nesting depth. Walks that record events
+        are never skipped; a repeated fixpoint or later-iteration walk would only repeat what the
+        first one recorded."""
+        if self.recording == RECORD:
+            return self.loop(node, state)
+        memo = (node, self.recording, frozenset(state.items()), tuple(flags[0] for flags in self.autocast))
+        if memo not in self._loop_results:
+            done = self.loop(node, state)
+            self._loop_results[memo] = (done, tuple(flags[0] for flags in self.autocast))
+        done, forwarded = self._loop_results[memo]
+        for flags, value in zip(self.autocast, forwarded):
+            flags[0] = value  # a forward pass in the loop marks the autocast blocks around it
+        return done
 
     def with_block(self, node: cst.With, state: State) -> State | None:
         pushed_no_grad = pushed_autocast = 0
@@ -808,13 +827,27 @@ class _Walker:
             flags[0] = True
         model_mode = state.get(("model", model), AT_ENTRY)
         kinds = {kind for kind, _ in model_mode}
-        if kinds == {"eval"}:
+        if kinds == {"eval"} and (self.no_grad or not self.trains_alongside(site)):
             region = min((origin for _, origin in model_mode), key=lambda n: self.a.order.get(n, 0))
             self.record(Event("evaluate", node, self.function, state, region=region, models=models))
         elif self.no_grad and kinds == {"train"}:
             self.record(Event("recalibrate", node, self.function, state, region=self.no_grad[-1], models=models))
         elif self.no_grad:
             self.record(Event("evaluate", node, self.function, state, region=self.no_grad[-1], models=models))
+
+    def trains_alongside(self, site: CallSite) -> bool:
+        """A forward pass in a loop (or function) that also calls backward(): training with the model
+        in eval mode (BatchNorm statistics or dropout frozen on purpose), not an evaluation."""
+        index = self.context.index
+        scope = next(
+            (s for s in index.enclosing_statements(site.statement) if isinstance(s, (cst.For, cst.While, cst.FunctionDef))),
+            None,
+        )
+        return any(
+            last_name(other.node.func) == "backward"
+            and (index.within(other.statement, scope) if scope is not None else other.function is None)
+            for other in index.calls
+        )
 
     def forward_model(self, site: CallSite) -> tuple[str, frozenset[str]] | None:
         """The model a call runs (`model(x)`, `self.net.generate(...)`, `ddp_model(x)`), if an SF optimizer trains it."""

@@ -11,9 +11,9 @@ import operator
 
 import libcst as cst
 
-from .values import _BINARY, Evaluator, Where
+from .values import _BINARY, Evaluator, Where, bounded
 
-MAX_WARMUP_SEARCH = 100_000
+MAX_WARMUP = 10**9  # steps; a longer warm-up is not one
 _COMPARE = {
     cst.LessThan: operator.lt,
     cst.LessThanEqual: operator.le,
@@ -44,8 +44,14 @@ class Schedule:
         self.evaluator = evaluator
         params = node.params.params
         self.step_name = params[0].name.value if params else None
+        self._factors: dict[int, float | None] = {}  # each step evaluated once per scheduler
 
     def factor(self, step: int) -> float | None:
+        if step not in self._factors:
+            self._factors[step] = self._factor(step)
+        return self._factors[step]
+
+    def _factor(self, step: int) -> float | None:
         if self.step_name is None:
             return None
         env = {self.step_name: step}
@@ -60,14 +66,41 @@ class Schedule:
         return None
 
     def warmup_length(self) -> int | None:
-        """The first step at which the factor reaches 1, for a schedule that starts below it."""
-        for step in range(1, MAX_WARMUP_SEARCH):
-            factor = self.factor(step)
+        """The first step at which the factor reaches 1, for a schedule that starts below it: where
+        its line reaches 1 when the factor is linear in the step (`s / N`, `min(1, s / N)`), else by
+        bisection over a rising factor; None when it does not rise to 1."""
+        first, second = self.factor(1), self.factor(2)
+        if first is None or first >= 1:
+            return None if first is None else 1
+        if second is None or second <= first:
+            return None
+        steps = 1 + (1 - first) / (second - first)
+        if steps < MAX_WARMUP:
+            guess = math.ceil(steps)
+            for step in (guess - 1, guess, guess + 1):  # floating-point rounding either way
+                if self._reaches_one_at(step):
+                    return step
+        return self._bisect_warmup()
+
+    def _reaches_one_at(self, step: int) -> bool:
+        here, before = self.factor(step), self.factor(step - 1)
+        return here is not None and before is not None and here >= 1 > before
+
+    def _bisect_warmup(self) -> int | None:
+        low, high = 1, 2  # factor(low) < 1; double `high` until the factor reaches 1
+        while (factor := self.factor(high)) is not None and factor < 1:
+            if factor <= self.factor(low) or high > MAX_WARMUP:  # type: ignore[operator]
+                return None  # not rising: bisection would find any step
+            low, high = high, high * 2
+        if factor is None:
+            return None
+        while high - low > 1:
+            middle = (low + high) // 2
+            factor = self.factor(middle)
             if factor is None:
                 return None
-            if factor >= 1.0:
-                return step
-        return None
+            low, high = (low, middle) if factor >= 1 else (middle, high)
+        return high
 
     def _statements(self, statements, env: dict) -> None:
         for statement in statements:
@@ -95,7 +128,8 @@ class Schedule:
         if isinstance(node, cst.Name) and node.value in env:
             return env[node.value]
         if isinstance(node, cst.BinaryOperation) and type(node.operator) in _BINARY:
-            return _BINARY[type(node.operator)](self._expression(node.left, env), self._expression(node.right, env))
+            operation = _BINARY[type(node.operator)]
+            return bounded(operation, self._expression(node.left, env), self._expression(node.right, env))
         if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
             return -self._expression(node.expression, env)
         if isinstance(node, cst.IfExp):

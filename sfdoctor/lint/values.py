@@ -172,6 +172,32 @@ _BINARY = {
 }
 
 
+# Constant arithmetic stays cheap: results beyond these sizes are unknown (`10 ** 10 ** 10`, `"a" * 10 ** 10`).
+MAX_INT_BITS = 4096
+MAX_LENGTH = 100_000
+_SEQUENCES = (str, bytes, tuple, list)
+
+
+def bounded(function: Callable, *args: Any) -> Any:
+    """`function(*args)`, or OverflowError where computing it or its result would be too large."""
+    if function is operator.pow and all(type(a) is int for a in args):
+        base, exponent = args
+        if exponent > 0 and abs(base) > 1 and exponent * abs(base).bit_length() > MAX_INT_BITS:
+            raise OverflowError("too large to evaluate")
+    elif function is operator.mul and len(args) == 2:
+        sequence, count = args if isinstance(args[0], _SEQUENCES) else reversed(args)
+        if isinstance(sequence, _SEQUENCES) and isinstance(count, int) and len(sequence) * count > MAX_LENGTH:
+            raise OverflowError("too large to evaluate")
+    elif function is operator.mod and isinstance(args[0], (str, bytes)):
+        raise OverflowError("%-formatting is not evaluated")  # "%0999999999d" % 1 is a gigabyte
+    result = function(*args)
+    if (type(result) is int and result.bit_length() > MAX_INT_BITS) or (
+        isinstance(result, _SEQUENCES) and len(result) > MAX_LENGTH
+    ):
+        raise OverflowError("too large to evaluate")
+    return result
+
+
 class Evaluator:
     def __init__(
         self,
@@ -228,7 +254,7 @@ class Evaluator:
         results = []
         for combination in itertools.islice(itertools.product(*(p.options for p in parts)), MAX_OPTIONS):
             try:
-                results.append(function(*combination))
+                results.append(bounded(function, *combination))
             except (TypeError, ValueError, ArithmeticError, OverflowError):
                 return UNKNOWN
         return Values(tuple(results), all(p.complete for p in parts))
