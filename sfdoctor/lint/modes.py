@@ -131,6 +131,8 @@ class ModeAnalysis:
         # receiver text -> an optimizer built outside this file (evidence from use only where none is built here)
         self.outside: dict[str, OptimizerSite] = self._outside_sites(evidence=not self.sites)
         self.sites.update({site.call: site for site in self.outside.values()})
+        evaluator = context.evaluator
+        self.sites.update({s.call: s for f in index.functions for s in evaluator.passed_in(f).values()})
         if not self.sites:
             return
         for site in index.calls:

@@ -15,7 +15,7 @@ from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 from ..findings import Finding, Fix, Location, Related, RuleInfo, Severity
 from .index import ModuleIndex
 from .project.view import ProjectView
-from .values import Evaluator
+from .values import Evaluator, OptimizerSite
 
 T = TypeVar("T")
 LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
@@ -66,6 +66,12 @@ class FileContext:
 
     def related(self, message: str, node: cst.CSTNode) -> Related:
         return Related(message, self.filename, self.location(node)[0])
+
+    def created(self, site: OptimizerSite) -> Related:
+        """Where an optimizer is built: here, or in the module whose factory (or caller) builds it."""
+        if site.built is not None and site.built.row:
+            return Related("optimizer created here", site.built.filename, Location(site.built.row, 1))
+        return self.related("optimizer created here", site.call)
 
 
 class Rule:

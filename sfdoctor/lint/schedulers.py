@@ -20,6 +20,7 @@ TORCH_PREFIX = "torch.optim.lr_scheduler."
 FUNCTION_SCHEDULERS = {"get_scheduler": 1, "create_scheduler": 1, "create_scheduler_v2": 0}
 COMBINERS = {"SequentialLR", "ChainedScheduler"}
 MOMENTUM_CYCLERS = {"OneCycleLR", "CyclicLR"}
+BY_NAME = "torch.optim.lr_scheduler class chosen by name"
 SF_TEST = re.compile(r"schedule_?free|train_mode|ScheduleFree", re.IGNORECASE)
 
 
@@ -65,6 +66,8 @@ class Scheduler:
 def is_scheduler(qualname: str | None) -> bool:
     if not qualname:
         return False
+    if qualname in ("torch.optim.swa_utils.SWALR", BY_NAME):
+        return True
     name = qualname.rsplit(".", 1)[-1]
     if qualname.startswith(TORCH_PREFIX):
         return name[:1].isupper() and name not in ("LRScheduler", "_LRScheduler")
@@ -77,9 +80,11 @@ def schedulers(context: FileContext) -> list[Scheduler]:
     index, evaluator = context.index, context.evaluator
     found = []
     for site in index.calls:
-        if not is_scheduler(site.qualname):
+        qualname = site.qualname or _looked_up(context, site)
+        if not is_scheduler(qualname):
             continue
-        kind = last_name(site.node.func) or ""
+        kind = last_name(site.node.func) if qualname != BY_NAME else BY_NAME
+        kind = kind or ""
         where = Where(site.statement, site.function)
         optimizer = _optimizer_argument(evaluator, site.node, kind)
         members = _members(context, site.node, where) if kind in COMBINERS else []
@@ -98,6 +103,24 @@ def schedulers(context: FileContext) -> list[Scheduler]:
         found.append(_describe(context, site, kind, optimizers, where, tuple(call for call, _ in members)))
     consumed = {id(call) for s in found for call in s.members}
     return [replace(s, part_of_combined=True) if id(s.site.node) in consumed else s for s in found]
+
+
+def _looked_up(context: FileContext, site: CallSite) -> str | None:
+    """BY_NAME for a scheduler class looked up by name: `getattr(torch.optim.lr_scheduler, name)(...)`,
+    `eval(f"torch.optim.lr_scheduler.{name}")(...)`, directly or through a variable."""
+    func = site.node.func
+    origins = [func] if isinstance(func, cst.Call) else []
+    if isinstance(func, cst.Name) and func.value not in context.index.imports:
+        origins = [o for o, _ in context.evaluator.origins(func, Where(site.statement, site.function))[0]]
+    for origin in origins:
+        if not (isinstance(origin, cst.Call) and isinstance(origin.func, cst.Name) and origin.args):
+            continue
+        first = origin.args[0].value
+        if origin.func.value == "getattr" and context.index.qualname(first) == TORCH_PREFIX[:-1]:
+            return BY_NAME
+        if origin.func.value == "eval" and TORCH_PREFIX in context.index.code(first):
+            return BY_NAME
+    return None
 
 
 def _optimizers_of(context: FileContext, call: cst.Call, where: Where) -> Optimizers:

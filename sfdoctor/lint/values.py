@@ -116,7 +116,7 @@ class Where:
 class OptimizerSite:
     """A ScheduleFree optimizer's construction, or a call of a factory that returns one."""
 
-    call: cst.Call
+    call: cst.Call  # or the parameter (cst.Param) another module hands the optimizer to
     class_name: str
     where: Where
     possible: bool = False  # the call builds one only on some paths (a flag, a registry, a name)
@@ -133,6 +133,8 @@ class OptimizerSite:
 
     def params_argument(self) -> cst.BaseExpression | None:
         """The expression the optimizer's parameters come from."""
+        if not isinstance(self.call, cst.Call):
+            return None  # a parameter another module hands the optimizer to
         if self.built is not None:
             position, keyword = self.built.params or (None, None)
             return Evaluator.argument(self.call, keyword or "", position) if self.built.params else None
@@ -211,6 +213,7 @@ class Evaluator:
         self.project = project
         self.filename = filename
         self._optimizers: dict[tuple[object, Where], Optimizers | None] = {}
+        self._passed: dict[Function, dict[str, OptimizerSite]] = {}
 
     # -- values ------------------------------------------------------------------------------
 
@@ -499,10 +502,12 @@ class Evaluator:
         if isinstance(node, cst.Call):
             return self._call_optimizers(node, where, depth)
         if isinstance(node, cst.Name):
-            return self._combine(
+            found = self._combine(
                 [self.optimizers(b.value, w, depth) if b is not None else Optimizers() for b, w in
                  self._optimizer_bindings(node.value, where)]
             )
+            passed = self.passed_in(where.function).get(node.value) if where.function else None
+            return Optimizers(found.sites + (passed,), found.certain and not passed.possible) if passed else found
         part = _part_of_result(node)
         if part is not None:  # `build(...)["optimizer"]`, `result.optimizer` where `result = build(...)`
             return self._combine(
@@ -627,6 +632,28 @@ class Evaluator:
                     found.add(name)
                     changed = True
         return frozenset(found)
+
+    def passed_in(self, function: Function) -> dict[str, OptimizerSite]:
+        """Parameters of `function` that another module of the project hands a ScheduleFree optimizer
+        (`get_swa(args, model, optimizer)` in the training script), each standing for its optimizer."""
+        if function in self._passed:
+            return self._passed[function]
+        found: dict[str, OptimizerSite] = {}
+        if self.project is not None and function.parent is None:
+            name = f"{function.class_name}.{function.name}" if function.class_name else function.name
+            names = [p for p in function.params if not (function.class_name and p in ("self", "cls"))]
+            for passed in self.project.passed_to(self.filename, name):
+                parameter = passed.keyword if passed.keyword is not None else (
+                    names[passed.position] if passed.position is not None and passed.position < len(names) else None
+                )
+                if parameter in function.params and parameter not in found:
+                    built = passed.built
+                    found[parameter] = OptimizerSite(
+                        function.params[parameter], built.class_name, Where(function.node, function),
+                        possible=built.possible, condition=built.condition, built=built, factory=passed.callee,
+                    )
+        self._passed[function] = found
+        return found
 
     def _project_built(self, call: cst.Call, path: tuple | None) -> list[Built]:
         """What a project factory called here returns at `path` (None: anywhere in its result)."""

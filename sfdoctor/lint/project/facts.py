@@ -40,6 +40,16 @@ class Helper:
 
 
 @dataclass(frozen=True)
+class Passed:
+    """A ScheduleFree optimizer handed to a function of another module: `get_swa(args, model, optimizer)`."""
+
+    callee: str  # absolute name of the function called
+    position: int | None  # the argument's position, or None for a keyword argument
+    keyword: str | None
+    built: Built
+
+
+@dataclass(frozen=True)
 class ClassFacts:
     bases: tuple[str, ...]  # absolute names
     schedulefree: bool  # a subclass of a ScheduleFree class (a registered or customised optimizer)
@@ -56,3 +66,4 @@ class ModuleSummary:
     classes: dict[str, ClassFacts]
     trains: bool = False  # it steps or switches a ScheduleFree optimizer: the helpers it imports matter
     uses: tuple[str, ...] = ()  # absolute names of the imported functions and classes it calls
+    passes: tuple[Passed, ...] = ()  # optimizers it hands to functions it imports

@@ -49,16 +49,18 @@ def link(
         results.update(zip((display for _, display, _ in batch), run(batch, current)))
         summaries = {d: r.summary for d, r in results.items() if r.summary is not None}
         view = view.with_summaries(summaries)
-        builders, helpers = set(), set()
+        builders, helpers, handed = set(), set(), set()
         for display, summary in summaries.items():
-            before = exported.get(display, ((), ()))
-            now = exported[display] = (_optimizer_exports(summary, view), _helper_exports(summary))
+            before = exported.get(display, ((), (), ()))
+            now = exported[display] = (_optimizer_exports(summary, view), _helper_exports(summary), _received(summary, view))
             if now[0] != before[0] and any(now[0]):
                 builders.add(summary.module)
             if now[1] != before[1] and now[1]:
                 helpers.add(summary.module)
+            if now[2] != before[2] and now[2]:
+                handed.add(display)  # another module now hands its functions a ScheduleFree optimizer
         summarise = _packages_and_callees(view, results, paths)
-        relint = set(_importers(view, results, paths, builders, trainers_only=False))
+        relint = handed | set(_importers(view, results, paths, builders, trainers_only=False))
         relint |= set(_importers(view, results, paths, helpers - builders, trainers_only=True))
         if not summarise and not relint:
             break
@@ -78,6 +80,12 @@ def _optimizer_exports(summary: ModuleSummary, view: ProjectView) -> tuple:
         {n: (c.schedulefree, c.attributes) for n, c in summary.classes.items() if c.schedulefree or c.attributes},
         reexports,
     )
+
+
+def _received(summary: ModuleSummary, view: ProjectView) -> tuple:
+    """The optimizers other modules hand to this module's functions."""
+    return tuple((name, tuple(view.passed_to(summary.filename, name))) for name in summary.helpers
+                 if view.passed_to(summary.filename, name))
 
 
 def _helper_exports(summary: ModuleSummary) -> dict:

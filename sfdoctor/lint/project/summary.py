@@ -8,13 +8,15 @@ called (saves a model, evaluates, switches an optimizer's mode).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import libcst as cst
 
 from ..index import CallSite, Function, ModuleIndex, dotted_name
 from ..modes import EVALUATION_NAME, OPTIMIZER_NAME, SAVE_METHODS, kinds, mode_analysis
 from ..rule import FileContext
 from ..values import OptimizerSite, Where, last_name
-from .facts import Built, ClassFacts, Helper, ModuleSummary
+from .facts import Built, ClassFacts, Helper, ModuleSummary, Passed
 
 
 def summarise(context: FileContext, module: str) -> ModuleSummary:
@@ -44,7 +46,28 @@ def summarise(context: FileContext, module: str) -> ModuleSummary:
     }
     trains = bool(context.analysis(mode_analysis).receivers)
     uses = tuple(sorted({project_name(context, site.qualname) for site in index.calls if _is_imported(index, site)}))
-    return ModuleSummary(context.filename, module, imports, built, helpers, classes, trains, uses)
+    return ModuleSummary(context.filename, module, imports, built, helpers, classes, trains, uses, _passes(context))
+
+
+def _passes(context: FileContext) -> tuple[Passed, ...]:
+    """ScheduleFree optimizers this module hands to the functions it imports (an optimizer-named argument)."""
+    found = []
+    for site in context.index.calls:
+        if not _is_imported(context.index, site):
+            continue
+        where = Where(site.statement, site.function)
+        positional = 0
+        for argument in site.node.args:
+            position = None if argument.keyword is not None or argument.star else positional
+            positional += position is not None
+            text = dotted_name(argument.value)
+            if argument.star or text is None or not OPTIMIZER_NAME.search(text.lower()):
+                continue
+            keyword = argument.keyword.value if argument.keyword is not None else None
+            for optimizer in context.evaluator.optimizers(argument.value, where).sites:
+                built = _built(context, optimizer, (), None, None)
+                found.append(Passed(project_name(context, site.qualname), position, keyword, built))
+    return tuple(dict.fromkeys(found))
 
 
 def _is_imported(index: ModuleIndex, site: CallSite) -> bool:
@@ -65,7 +88,10 @@ def _returned(context: FileContext, function: Function) -> tuple[Built, ...]:
             optimizers = context.evaluator.optimizers(expression, where)
             key = frozenset(site.call for site in optimizers.sites)
             for site in optimizers.sites:
-                found.append(_built(context, site, path, _exit_mode(context, function, key), function))
+                built = _built(context, site, path, _exit_mode(context, function, key), function)
+                if not optimizers.certain and not built.possible:  # another path returns something else
+                    built = replace(built, possible=True, condition=_condition(context, site, always=True))
+                found.append(built)
     return tuple(found)
 
 
@@ -85,7 +111,7 @@ def _parts(value: cst.BaseExpression) -> list[tuple[tuple, cst.BaseExpression]]:
     return [((), value)]
 
 
-def _built(context: FileContext, site: OptimizerSite, path: tuple, mode: str | None, function: Function) -> Built:
+def _built(context: FileContext, site: OptimizerSite, path: tuple, mode: str | None, function: Function | None) -> Built:
     """A construction seen from the callers of `function`: its parameters that feed the optimizer's
     params are named, so that a caller knows which model it trains."""
     inner = site.built
@@ -93,19 +119,19 @@ def _built(context: FileContext, site: OptimizerSite, path: tuple, mode: str | N
     while isinstance(params_argument, cst.Call) and isinstance(params_argument.func, cst.Attribute):
         params_argument = params_argument.func.value  # `model.parameters()`: the model is the parameter
     params = None
-    names = [p for p in function.params if not (function.class_name and p in ("self", "cls"))]
+    names = [p for p in function.params if not (function.class_name and p in ("self", "cls"))] if function else []
     if isinstance(params_argument, cst.Name) and params_argument.value in names:
         params = (names.index(params_argument.value), params_argument.value)
-    if inner is not None:  # a factory that returns another factory's optimizer
+    if inner is not None:  # a factory that returns another factory's (or a caller's) optimizer
         return Built(path + inner.path, inner.class_name, site.possible, inner.condition, mode or inner.mode,
                      inner.filename, inner.row, params)
     return Built(path, site.class_name, site.possible, _condition(context, site), mode, context.filename,
                  context.location(site.call)[0].row, params)
 
 
-def _condition(context: FileContext, site: OptimizerSite) -> str | None:
+def _condition(context: FileContext, site: OptimizerSite, always: bool = False) -> str | None:
     """The innermost `if` test around a construction that holds only on some paths."""
-    if not site.possible:
+    if not site.possible and not always:
         return None
     for statement in context.index.enclosing_statements(site.where.statement):
         if isinstance(statement, cst.If) and "schedule" in (text := context.index.code(statement.test)).lower():

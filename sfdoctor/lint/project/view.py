@@ -14,7 +14,7 @@ import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .facts import Built, Helper, ModuleSummary
+from .facts import Built, Helper, ModuleSummary, Passed
 
 MAX_ALIAS_HOPS = 8  # re-exports followed through __init__.py files
 MAX_NAME_PARTS = 6
@@ -47,6 +47,7 @@ class ProjectView:
     modules: dict[str, str]  # display name -> dotted module name
     summaries: dict[str, ModuleSummary] = field(default_factory=dict)
     _table: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    _passed: dict[tuple[str, str], list[Passed]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for display, module in self.modules.items():
@@ -60,8 +61,21 @@ class ProjectView:
 
     def digest(self) -> str:
         """Changes whenever what a file may learn from the project changes (module names, summaries)."""
-        summaries = sorted((d, s.module, s.imports, s.built, s.helpers, s.classes) for d, s in self.summaries.items())
+        summaries = sorted(
+            (d, s.module, s.imports, s.built, s.helpers, s.classes, s.passes) for d, s in self.summaries.items()
+        )
         return hashlib.sha256(pickle.dumps((sorted(self.modules.items()), summaries))).hexdigest()
+
+    def passed_to(self, filename: str, function: str) -> list[Passed]:
+        """The ScheduleFree optimizers other modules hand to `function` of `filename`."""
+        if self._passed is None:
+            self._passed = {}
+            for summary in self.summaries.values():
+                for passed in summary.passes:
+                    found = self.locate(summary.filename, passed.callee)
+                    if found is not None:
+                        self._passed.setdefault((found[0].filename, found[1]), []).append(passed)
+        return self._passed.get((filename, function), [])
 
     def with_summaries(self, summaries: dict[str, ModuleSummary]) -> ProjectView:
         return ProjectView(self.modules, {**self.summaries, **summaries}, self._table)

@@ -23,6 +23,6 @@ class SchedulerOnScheduleFree(Rule):
                 f"{scheduler.kind} on {optimizer.class_name}: ScheduleFree needs no schedule, and a decaying "
                 "schedule that reaches lr 0 stops learning and divides by weight_sum = 0 in ckp1 = weight/weight_sum",
                 possible=not scheduler.certain,
-                related=(self.context.related("optimizer created here", optimizer.call),),
+                related=(self.context.created(optimizer),),
                 notes=("remove the scheduler and its .step() calls; use warmup_steps=N on the optimizer to warm up",),
             )

@@ -25,7 +25,7 @@ class SchedulerStartsAtZero(Rule):
                 "ckp1 = weight/weight_sum is 0/0 (ZeroDivisionError in schedulefree < 1.2.2, 1.2.3 and "
                 "ScheduleFreeWrapper, no learning elsewhere)",
                 possible=possible,
-                related=(self.context.related("optimizer created here", optimizer.call),),
+                related=(self.context.created(optimizer),),
                 notes=(
                     (
                         f"remove the scheduler and its .step() calls and pass warmup_steps={steps} to "

@@ -26,7 +26,7 @@ class MomentumCyclingScheduler(Rule):
                 scheduler.site.node,
                 f"{scheduler.kind} cycles betas[0]/momentum by default (cycle_momentum=True): {WHY}",
                 possible=not (scheduler.cycles_momentum.certain and scheduler.certain),
-                related=(self.context.related("optimizer created here", scheduler.optimizers.sites[0].call),),
+                related=(self.context.created(scheduler.optimizers.sites[0]),),
                 notes=("remove the scheduler, or pass cycle_momentum=False",),
                 # unsafe: the schedule keeps cycling lr; the user may rather remove the scheduler
                 fix=set_keyword(
