@@ -33,6 +33,14 @@ EXPECTED: dict[str, list[tuple[str, str, int, bool]]] = {
     "class_registry": [("train.py", "SF203", 21, True)],
     # a save helper in another module; the helper that switches to eval itself is silent.
     "helper_module": [("train.py", "SF203", 16, False)],
+    # the optimizer built by a flag-driven factory and handed to get_swa() of another module, which
+    # builds SWALR on it; the scheduler wrapper that returns early for ScheduleFree stays silent.
+    "handed_optimizer": [("tools/scripts_utils.py", "SF101", 16, True)],
+    # self.optimizer set by a base class in another module; CheckedTrainer calls train() and is silent.
+    "inherited_optimizer": [("trainer.py", "SF201", 12, False)],
+    # an optimizer built elsewhere and switched behind an `is_schedule_free` flag: validation without
+    # eval() is a possible finding; __sample switches and stays silent.
+    "evidence_from_use": [("modules/trainer.py", "SF202", 27, True)],
 }
 
 

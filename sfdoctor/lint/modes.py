@@ -167,7 +167,7 @@ class ModeAnalysis:
             if not optimizers.sites and func.attr.value == "step" and len(site.node.args) == 1:
                 receiver = site.node.args[0].value  # GradScaler.step(optimizer)
                 optimizers = evaluator.optimizers(receiver, where)
-            if not optimizers.sites and (text := dotted_name(func.value)) in self.outside:
+            if not optimizers.sites and (text := _receiver_text(func.value, site)) in self.outside:
                 receiver = func.value
                 optimizers = Optimizers((self.outside[text],), not self.outside[text].possible)
             if optimizers.sites:
@@ -192,13 +192,13 @@ class ModeAnalysis:
             func = site.node.func
             if not (isinstance(func, cst.Attribute) and func.attr.value in ("train", "eval", "step")):
                 continue
-            text = dotted_name(func.value)
+            text = _receiver_text(func.value, site)
             if text is None or text in found or not OPTIMIZER_NAME.search(text.lower()):
                 continue
             where = Where(site.statement, site.function)
             if evaluator.optimizers(func.value, where).sites:
                 continue
-            built = self._inherited(text, site)
+            built = self._inherited(dotted_name(func.value) or "", site)
             if built:
                 found[text] = OptimizerSite(site.node, built[0].class_name, where, possible=built[0].possible,
                                             condition=built[0].condition)
@@ -879,6 +879,14 @@ class _Walker:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def _receiver_text(node: cst.BaseExpression, site: CallSite) -> str | None:
+    """`optimizer`, or `Trainer:self.optimizer`: `self` means another object in each class."""
+    text = dotted_name(node)
+    if text is not None and text.split(".")[0] == "self" and site.function is not None and site.function.class_name:
+        return f"{site.function.class_name}:{text}"
+    return text
 
 
 def join(*states: State | None) -> State | None:
