@@ -91,3 +91,53 @@ def test_a_loop_variable_rebound_in_the_body_is_not_the_loop_item() -> None:
     unbound = source.replace("        p = other.weight\n", "")
     [finding] = lint_source("train.py", unbound.encode(), Settings()).findings
     assert finding.fix is not None
+
+
+def modes_and_wrappers(source: str) -> list[tuple[str, int]]:
+    result = lint_source("train.py", textwrap.dedent(source).encode(), Settings(select=("SF2", "SF405")))
+    assert not result.errors, result.errors
+    return sorted((f.code, f.location.row) for f in result.findings)
+
+
+WRAPPED_ADAMW = """\
+    import schedulefree
+    import torch
+
+    def test_wrapper(weight):
+        optimizer = schedulefree.ScheduleFreeWrapperReference(torch.optim.AdamW([weight], lr=0.1))
+        {fill}
+        optimizer.train()
+        optimizer.step()
+    """
+
+
+def test_sf405_is_silent_when_the_code_creates_the_base_state_before_the_first_step() -> None:
+    fill = 'optimizer.base.state[weight]["exp_avg"] = torch.zeros_like(weight)'
+    assert modes_and_wrappers(WRAPPED_ADAMW.format(fill="pass")) == [("SF405", 5)]
+    assert modes_and_wrappers(WRAPPED_ADAMW.format(fill=fill)) == []
+
+
+def test_a_local_function_named_like_a_mode_switch_is_walked_not_guessed() -> None:
+    """`opt_train()` defined here switches only the optimizer it names (schedulefree's own tests)."""
+    source = """\
+        from schedulefree import AdamWScheduleFree
+
+        def test(weight, other):
+            optimizer = AdamWScheduleFree([weight], lr=0.1)
+            second = AdamWScheduleFree([other], lr=0.1)
+
+            def opt_train():
+                optimizer.train()
+
+            def opt_eval():
+                optimizer.eval()
+
+            for _ in range(10):
+                opt_train()
+                second.train()
+                optimizer.step()
+                second.step()
+                opt_eval()
+                second.eval()
+        """
+    assert modes_and_wrappers(source) == []

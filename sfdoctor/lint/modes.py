@@ -227,8 +227,9 @@ class ModeAnalysis:
                 optimizers = evaluator.optimizers(origin.value, place)
                 if optimizers.sites:
                     return origin.attr.value, optimizers
-        mode = MODE_FUNCTION.match(site.node.func.value.lower())  # type: ignore[attr-defined]
-        if mode is None or not self.sites:
+        name = site.node.func.value  # type: ignore[attr-defined]
+        mode = MODE_FUNCTION.match(name.lower())
+        if mode is None or not self.sites or name in self.context.index.functions_by_name:  # a local one is walked
             return None
         return mode.group("mode"), Optimizers(tuple(self.sites.values()), False)
 

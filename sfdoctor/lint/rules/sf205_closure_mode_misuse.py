@@ -19,9 +19,9 @@ class ClosureModeMisuse(Rule):
         index = self.context.index
         for node, (key, optimizers) in analysis.receivers.items():
             closures = [s for s in analysis.optimizers(key) if s.is_closure]
-            if not closures:
-                continue
-            method = node.func.attr.value  # type: ignore[attr-defined]
+            if not closures or not isinstance(node.func, cst.Attribute):
+                continue  # `optimizer_eval_fn()` names no method of the optimizer itself
+            method = node.func.attr.value
             possible = len(closures) < len(key) or not optimizers.certain
             related = (self.context.related("optimizer created here", closures[0].call),)
             name = closures[0].class_name
