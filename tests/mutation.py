@@ -60,7 +60,8 @@ WRAPPERS = ("for _ in range(2):", "if flag:", "with torch.no_grad():", "while Tr
 
 def sources() -> list[tuple[str, str]]:
     """(name, text) of every Python fixture: the shapes mutations start from."""
-    return [(str(path.relative_to(FIXTURES)), path.read_text(encoding="utf-8")) for path in sorted(FIXTURES.rglob("*.py"))]
+    found = [(str(path.relative_to(FIXTURES)), path.read_text(encoding="utf-8")) for path in sorted(FIXTURES.rglob("*.py"))]
+    return [(name, text) for name, text in found if text.strip()]  # an empty __init__.py has nothing to mutate
 
 
 def programs(seed: int, count: int, shapes: list[tuple[str, str]] | None = None) -> Iterator[tuple[str, str]]:

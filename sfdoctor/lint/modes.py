@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from ..findings import Location, Related
-from .index import CallSite, Function, Unpacked, dotted_name
+from .index import CallSite, Function, Unpacked, descendants, dotted_name
 from .project.facts import Helper
 from .project.view import row_of
 from .rule import FileContext
@@ -522,6 +522,7 @@ class _Walker:
 
     def simple(self, node: cst.SimpleStatementLine | cst.SimpleStatementSuite, state: State) -> State | None:
         state = self.calls(self.a.calls_by_statement.get(node, []), state)
+        state = _forget_assigned(node, state)
         for small in node.body:
             if isinstance(small, cst.Return):
                 self.exits.append(state)
@@ -547,15 +548,22 @@ class _Walker:
 
     def branch(self, node: cst.If, state: State) -> State | None:
         polarity = self.polarity(node.test)
-        body = self.block(_statements(node.body), state) if polarity is not False else None
+        decided = _decided(node.test, state)
+        if polarity is None and decided is not None:
+            polarity = decided  # `if should_validate:` again, with `should_validate` unchanged since
+        condition = _condition_key(node.test)
+        taken, skipped = (
+            ({**state, condition: TAKEN}, {**state, condition: SKIPPED}) if condition else (state, state)
+        )
+        body = self.block(_statements(node.body), taken) if polarity is not False else None
         if polarity is True:
             return body
         if isinstance(node.orelse, cst.If):
-            other = self.statement(node.orelse, state)
+            other = self.statement(node.orelse, skipped)
         elif node.orelse is not None:
-            other = self.block(_statements(node.orelse.body), state)
+            other = self.block(_statements(node.orelse.body), skipped)
         else:
-            other = state
+            other = skipped
         return join(body, other)
 
     def polarity(self, test: cst.BaseExpression) -> bool | None:
@@ -571,12 +579,12 @@ class _Walker:
     def loop(self, node: cst.For | cst.While, state: State) -> State | None:
         body = _statements(node.body)
         recording, self.recording = self.recording, SKIP
-        head = state
+        state = head = _without_conditions(state)  # each iteration may decide its tests anew
         for _ in range(MAX_ITERATIONS):
             self.loops.append(_Loop())
             end = self.block(body, head)
             frame = self.loops.pop()
-            following = join(state, end, *frame.continues)
+            following = _without_conditions(join(state, end, *frame.continues))
             if following == head:
                 break
             head = following  # type: ignore[assignment]
@@ -584,7 +592,7 @@ class _Walker:
         self.loops.append(_Loop())
         end = self.block(body, head)
         frame = self.loops.pop()
-        again = join(end, *frame.continues)
+        again = _without_conditions(join(end, *frame.continues))
         if recording != SKIP and again is not None:
             # the iterations after the first start from the back edge alone: an eval() at the end of
             # an epoch certainly reaches the step() at the top of the next one
@@ -880,6 +888,49 @@ class _Walker:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+# Path correlation: `if should_validate: eval()` ... `if should_validate: train()` takes the same branch
+# both times. The state remembers which branch of a call-free test was taken, until the names in it
+# are assigned again.
+TAKEN: Facts = frozenset({("taken", None)})
+SKIPPED: Facts = frozenset({("skipped", None)})
+
+
+def _condition_key(test: cst.BaseExpression) -> tuple[str, str] | None:
+    if any(isinstance(n, (cst.Call, cst.NamedExpr, cst.Await, cst.Yield)) for n in descendants(test)):
+        return None  # a call may answer differently each time
+    names = sorted({dotted_name(n) or "" for n in descendants(test) if isinstance(n, (cst.Name, cst.Attribute))})
+    return ("condition", cst.Module([]).code_for_node(test)) if names else None
+
+
+def _without_conditions(state: State | None) -> State | None:
+    if state is None or not any(isinstance(k, tuple) and k[0] == "condition" for k in state):
+        return state
+    return {k: v for k, v in state.items() if not (isinstance(k, tuple) and k[0] == "condition")}
+
+
+def _decided(test: cst.BaseExpression, state: State) -> bool | None:
+    key = _condition_key(test)
+    facts = state.get(key) if key else None
+    return True if facts == TAKEN else False if facts == SKIPPED else None
+
+
+def _forget_assigned(node: cst.CSTNode, state: State) -> State:
+    """An assignment to a name a remembered test reads makes the test open again."""
+    targets = {
+        dotted_name(t.target) or "" for small in node.body if isinstance(small, cst.Assign)  # type: ignore[attr-defined]
+        for t in small.targets
+    } | {
+        dotted_name(small.target) or "" for small in node.body  # type: ignore[attr-defined]
+        if isinstance(small, (cst.AugAssign, cst.AnnAssign))
+    }
+    targets.discard("")
+    if not targets:
+        return state
+    stale = [k for k in state if isinstance(k, tuple) and k[0] == "condition" and any(
+        re.search(rf"(?<![\w.]){re.escape(t)}(?![\w])", k[1]) for t in targets)]
+    return {k: v for k, v in state.items() if k not in stale} if stale else state
 
 
 def _receiver_text(node: cst.BaseExpression, site: CallSite) -> str | None:
