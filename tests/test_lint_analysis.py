@@ -141,3 +141,39 @@ def test_a_local_function_named_like_a_mode_switch_is_walked_not_guessed() -> No
                 second.eval()
         """
     assert modes_and_wrappers(source) == []
+
+
+CORRELATED = """\
+    import schedulefree
+
+    class Trainer:
+        def __init__(self, model):
+            self.model = model
+            self.optimizer = schedulefree.AdamWScheduleFree(model.parameters(), lr=0.1)
+
+        def validate(self, step):
+            should_validate = step % 100 == 0
+            if should_validate:
+                self.optimizer.eval()
+            try:
+                self.run_validation(step)
+            except RuntimeError:
+                pass
+            {between}
+            if should_validate:
+                self.optimizer.train()
+
+        def fit(self, batches):
+            self.optimizer.train()
+            for step, batch in enumerate(batches):
+                self.model(batch).sum().backward()
+                self.optimizer.step()
+                self.validate(step)
+    """
+
+
+def test_two_ifs_on_the_same_test_take_the_same_branch() -> None:
+    """eval() under `if should_validate:` is undone by train() under the same test, not merely maybe."""
+    assert modes_and_wrappers(CORRELATED.format(between="pass")) == []
+    # once the test's name is assigned in between, the two ifs may disagree
+    assert modes_and_wrappers(CORRELATED.format(between="should_validate = False")) == [("SF201", 24)]

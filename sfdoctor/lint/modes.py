@@ -41,6 +41,7 @@ MAX_ITERATIONS = 8
 # how the walker records events: normally, not at all (loop fixpoint passes), or as later iterations
 RECORD, SKIP, LATER = "record", "skip", "later"
 MAX_GATHER_DEPTH = 3
+MAX_CORRELATED = 24  # statements searched for the second `if` of a correlated pair
 # calls followed into this module's functions, nested (each costs ~8 Python frames of the walk)
 MAX_CALL_DEPTH = 40
 MAX_OPTIONS = 16
@@ -495,11 +496,32 @@ class _Walker:
     # -- statements --------------------------------------------------------------------------
 
     def block(self, statements: list[cst.CSTNode], state: State | None) -> State | None:
-        for statement in statements:
+        position = 0
+        while position < len(statements):
             if state is None:
                 return None
-            state = self.statement(statement, state)
+            second = _correlated(statements, position)
+            if second is None:
+                state = self.statement(statements[position], state)
+                position += 1
+                continue
+            state = self.correlated(statements[position : second + 1], state)
+            position = second + 1
         return state
+
+    def correlated(self, statements: list[cst.CSTNode], state: State) -> State | None:
+        """Two `if`s with the same test and what lies between: events are recorded as usual (each
+        statement walked once, branches joined), but the state after them follows the two paths
+        apart, so that the second `if` undoes exactly what the first one did."""
+        walked: State | None = state
+        for statement in statements:
+            walked = self.statement(statement, walked) if walked is not None else None
+        first, *middle, second = statements
+        recording, self.recording = self.recording, SKIP
+        taken = self.block([*_statements(first.body), *middle, *_statements(second.body)], state)  # type: ignore[attr-defined]
+        skipped = self.block(middle, state)
+        self.recording = recording
+        return join(taken, skipped)
 
     def statement(self, node: cst.CSTNode, state: State) -> State | None:
         if isinstance(node, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
@@ -522,7 +544,6 @@ class _Walker:
 
     def simple(self, node: cst.SimpleStatementLine | cst.SimpleStatementSuite, state: State) -> State | None:
         state = self.calls(self.a.calls_by_statement.get(node, []), state)
-        state = _forget_assigned(node, state)
         for small in node.body:
             if isinstance(small, cst.Return):
                 self.exits.append(state)
@@ -548,22 +569,15 @@ class _Walker:
 
     def branch(self, node: cst.If, state: State) -> State | None:
         polarity = self.polarity(node.test)
-        decided = _decided(node.test, state)
-        if polarity is None and decided is not None:
-            polarity = decided  # `if should_validate:` again, with `should_validate` unchanged since
-        condition = _condition_key(node.test)
-        taken, skipped = (
-            ({**state, condition: TAKEN}, {**state, condition: SKIPPED}) if condition else (state, state)
-        )
-        body = self.block(_statements(node.body), taken) if polarity is not False else None
+        body = self.block(_statements(node.body), state) if polarity is not False else None
         if polarity is True:
             return body
         if isinstance(node.orelse, cst.If):
-            other = self.statement(node.orelse, skipped)
+            other = self.statement(node.orelse, state)
         elif node.orelse is not None:
-            other = self.block(_statements(node.orelse.body), skipped)
+            other = self.block(_statements(node.orelse.body), state)
         else:
-            other = skipped
+            other = state
         return join(body, other)
 
     def polarity(self, test: cst.BaseExpression) -> bool | None:
@@ -579,12 +593,12 @@ class _Walker:
     def loop(self, node: cst.For | cst.While, state: State) -> State | None:
         body = _statements(node.body)
         recording, self.recording = self.recording, SKIP
-        state = head = _without_conditions(state)  # each iteration may decide its tests anew
+        head = state
         for _ in range(MAX_ITERATIONS):
             self.loops.append(_Loop())
             end = self.block(body, head)
             frame = self.loops.pop()
-            following = _without_conditions(join(state, end, *frame.continues))
+            following = join(state, end, *frame.continues)
             if following == head:
                 break
             head = following  # type: ignore[assignment]
@@ -592,7 +606,7 @@ class _Walker:
         self.loops.append(_Loop())
         end = self.block(body, head)
         frame = self.loops.pop()
-        again = _without_conditions(join(end, *frame.continues))
+        again = join(end, *frame.continues)
         if recording != SKIP and again is not None:
             # the iterations after the first start from the back edge alone: an eval() at the end of
             # an epoch certainly reaches the step() at the top of the next one
@@ -890,47 +904,38 @@ class _Walker:
 # -- helpers -------------------------------------------------------------------------------------
 
 
-# Path correlation: `if should_validate: eval()` ... `if should_validate: train()` takes the same branch
-# both times. The state remembers which branch of a call-free test was taken, until the names in it
-# are assigned again.
-TAKEN: Facts = frozenset({("taken", None)})
-SKIPPED: Facts = frozenset({("skipped", None)})
+def _correlated(statements: list[cst.CSTNode], first: int) -> int | None:
+    """Path correlation: for `if should_validate: eval()` ... `if should_validate: train()` in one block,
+    the position of the second `if` (same call-free test, no else, its names not assigned between)."""
+    head = statements[first]
+    if not isinstance(head, cst.If) or head.orelse is not None:
+        return None
+    if any(isinstance(n, (cst.Call, cst.NamedExpr, cst.Await)) for n in descendants(head.test)):
+        return None  # a call may answer differently the second time
+    test = cst.Module([]).code_for_node(head.test)
+    names = {n.value for n in descendants(head.test) if isinstance(n, cst.Name)}
+    for later in range(first + 1, min(len(statements), first + MAX_CORRELATED)):
+        statement = statements[later]
+        if (
+            isinstance(statement, cst.If)
+            and statement.orelse is None
+            and cst.Module([]).code_for_node(statement.test) == test
+        ):
+            return later
+        if any(isinstance(n, cst.Name) and n.value in names for t in _targets(statement) for n in descendants(t)):
+            return None
+    return None
 
 
-def _condition_key(test: cst.BaseExpression) -> tuple[str, str] | None:
-    if any(isinstance(n, (cst.Call, cst.NamedExpr, cst.Await, cst.Yield)) for n in descendants(test)):
-        return None  # a call may answer differently each time
-    names = sorted({dotted_name(n) or "" for n in descendants(test) if isinstance(n, (cst.Name, cst.Attribute))})
-    return ("condition", cst.Module([]).code_for_node(test)) if names else None
-
-
-def _without_conditions(state: State | None) -> State | None:
-    if state is None or not any(isinstance(k, tuple) and k[0] == "condition" for k in state):
-        return state
-    return {k: v for k, v in state.items() if not (isinstance(k, tuple) and k[0] == "condition")}
-
-
-def _decided(test: cst.BaseExpression, state: State) -> bool | None:
-    key = _condition_key(test)
-    facts = state.get(key) if key else None
-    return True if facts == TAKEN else False if facts == SKIPPED else None
-
-
-def _forget_assigned(node: cst.CSTNode, state: State) -> State:
-    """An assignment to a name a remembered test reads makes the test open again."""
-    targets = {
-        dotted_name(t.target) or "" for small in node.body if isinstance(small, cst.Assign)  # type: ignore[attr-defined]
-        for t in small.targets
-    } | {
-        dotted_name(small.target) or "" for small in node.body  # type: ignore[attr-defined]
-        if isinstance(small, (cst.AugAssign, cst.AnnAssign))
-    }
-    targets.discard("")
-    if not targets:
-        return state
-    stale = [k for k in state if isinstance(k, tuple) and k[0] == "condition" and any(
-        re.search(rf"(?<![\w.]){re.escape(t)}(?![\w])", k[1]) for t in targets)]
-    return {k: v for k, v in state.items() if k not in stale} if stale else state
+def _targets(statement: cst.CSTNode) -> list[cst.CSTNode]:
+    """What a statement assigns, anywhere inside it."""
+    found: list[cst.CSTNode] = []
+    for node in descendants(statement):
+        if isinstance(node, (cst.AssignTarget, cst.AugAssign, cst.AnnAssign, cst.For)):
+            found.append(node.target)
+        elif isinstance(node, cst.AsName):
+            found.append(node.name)
+    return found
 
 
 def _receiver_text(node: cst.BaseExpression, site: CallSite) -> str | None:
