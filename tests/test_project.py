@@ -86,3 +86,25 @@ def test_module_names_follow_packages_and_src_layouts(tmp_path: Path) -> None:
     assert view.absolute("src/pkg/__init__.py", ".optim.make") == "pkg.optim.make"
     assert view.module_file("scripts/run.py", "pkg.sub.mod.train") == "src/pkg/sub/mod.py"
     assert view.module_file("scripts/run.py", "torch.optim") is None
+
+
+def test_configured_factories_may_return_the_optimizer_inside_a_tuple(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`optimizer-factories` names library factories; "[2]" picks the tuple element that is the optimizer."""
+    monkeypatch.chdir(tmp_path)
+    Path("train.py").write_text(
+        "import torch\n"
+        "from trainlib.util import get_optimizer, get_scheduler_and_optimizer\n\n"
+        "model = torch.nn.Linear(4, 1)\n"
+        "name, args, optimizer = get_optimizer(model.parameters())\n"
+        "for _ in range(10):\n"
+        "    model(torch.randn(2, 4)).sum().backward()\n"
+        "    optimizer.step()\n"
+        "other, scheduler = get_scheduler_and_optimizer(model.parameters())\n"
+        "other.step()\n"
+    )
+    Path("pyproject.toml").write_text(
+        '[tool.sfdoctor.lint]\noptimizer-factories = ["trainlib.util.get_optimizer[2]", "trainlib.util.get_scheduler_and_optimizer[1]"]\n'
+    )
+    result = CliRunner().invoke(cli, ["lint", "--output-format", "json", "."])
+    # element 2 of get_optimizer() is the optimizer; element 0 of the other one is not
+    assert [(f["code"], f["location"]["row"]) for f in json.loads(result.stdout)] == [("SF201", 8)]

@@ -22,6 +22,7 @@ from .project.link import link
 from .project.summary import summarise
 from .project.view import ProjectView
 from .rule import FileContext, Rule, discover_rules, source_lines
+from .values import configured_factories
 from .source import DEFAULT_MAX_FILE_SIZE, MEGABYTE, NotLintable, read_source, utf8_source
 
 SYNTAX_ERROR = RuleInfo("SF000", "syntax-error", "error", "A file that does not parse.")
@@ -54,7 +55,7 @@ class Settings:
     @cached_property
     def prefilter_pattern(self) -> re.Pattern[bytes]:
         """Built once per run, not per file."""
-        names = sorted({f.rsplit(".", 1)[-1] for f in self.factories})
+        names = sorted({f.rsplit(".", 1)[-1] for f in configured_factories(self.factories)})
         if not names:
             return PREFILTER
         return re.compile(PREFILTER.pattern + b"|" + b"|".join(re.escape(n.encode()) for n in names), re.IGNORECASE)

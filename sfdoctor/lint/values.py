@@ -209,7 +209,7 @@ class Evaluator:
         filename: str = "",
     ) -> None:
         self.index = index
-        self.factories = factories
+        self.factories = configured_factories(factories)
         self.project = project
         self.filename = filename
         self._optimizers: dict[tuple[object, Where], Optimizers | None] = {}
@@ -552,6 +552,9 @@ class Evaluator:
             built = self._project_built(value, (node.position,))
             if built:
                 return self._from_factory(value, where, built)
+            qualname = self.index.qualname(value.func)
+            if qualname in self.factories and self.factories[qualname] == node.position:
+                return Optimizers((OptimizerSite(value, last_name(value.func) or qualname, where, factory=qualname),), True)
             results = []
             for returned, place in self._local_returns(value, where):
                 if isinstance(returned, (cst.Tuple, cst.List)) and node.position < len(returned.elements):
@@ -576,7 +579,7 @@ class Evaluator:
         name = last_name(call.func)
         if name in SF_CLASSES or qualname.rsplit(".", 1)[-1] in SF_CLASSES or name in self.schedulefree_subclasses:
             return OptimizerSite(call, name if name in SF_CLASSES else qualname.rsplit(".", 1)[-1], where)
-        if qualname in self.factories:
+        if qualname in self.factories and (anywhere or self.factories[qualname] is None):
             return OptimizerSite(call, name or qualname, where, factory=qualname)
         built = self._project_built(call, None if anywhere else ())
         if built:
@@ -734,6 +737,16 @@ def _argparse_dest(call: cst.Call) -> str | None:
     long = [f for f in flags if isinstance(f, str) and f.startswith("--")]
     chosen = long[0] if long else (flags[0] if flags else None)
     return chosen.lstrip("-").replace("-", "_") if isinstance(chosen, str) else None
+
+
+def configured_factories(names: frozenset[str]) -> dict[str, int | None]:
+    """`optimizer-factories` entries: "pkg.build" returns the optimizer, "pkg.get_optimizer[2]" returns
+    a tuple whose element 2 is the optimizer (`name, args, optimizer = get_optimizer(...)`)."""
+    found: dict[str, int | None] = {}
+    for name in names:
+        base, _, index = name.partition("[")
+        found[base] = int(index.rstrip("]")) if index.rstrip("]").isdigit() else None
+    return found
 
 
 def _part_of_result(node: cst.BaseExpression) -> tuple[cst.BaseExpression, str] | None:
