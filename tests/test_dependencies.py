@@ -142,6 +142,15 @@ def test_sf002_needs_code_that_uses_schedulefree_and_never_calls_train() -> None
     assert found() == []
 
 
+def test_sf002_counts_a_config_that_names_schedulefree() -> None:
+    """A Hydra project names the optimizer only in YAML; the Python code builds whatever it says."""
+    write("requirements.txt", "schedulefree~=1.2.4\n")
+    write("train.py", "import hydra\n\ndef main(cfg, model):\n    return hydra.utils.instantiate(cfg.optim, model.parameters())\n")
+    assert found() == []
+    write("configs/optim/default.yaml", "_target_: schedulefree.AdamWScheduleFree\nlr: 0.001\n")
+    assert [code for _, code, *_ in found()] == ["SF002"]
+
+
 def test_sf002_uses_every_discovered_file_even_with_diff_base_like_selection() -> None:
     write("requirements.txt", "schedulefree~=1.2.4\n")
     write("train.py", USES_SF)

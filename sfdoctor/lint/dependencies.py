@@ -51,7 +51,10 @@ MENTIONS = re.compile(r"schedulefree", re.IGNORECASE)
 # SF002's whole-project check is text, not analysis: a receiver whose name contains "opt"
 # (`optimizer`, `self.opt`, `optimizers[0]`, `self.optimizers()`) calling `.train()`.
 OPTIMIZER_TRAIN_CALL = re.compile(rb"\w*opt\w*(?:\(\))?(?:\[[^\]\n]*\])?\s*\.\s*train\(\s*\)", re.IGNORECASE)
-IMPORTS_SCHEDULEFREE = re.compile(rb"\bschedulefree\b")
+NAMES_SCHEDULEFREE = re.compile(rb"schedule_?free", re.IGNORECASE)
+CONFIG_SUFFIXES = frozenset({".yaml", ".yml", ".json", ".toml"})
+MAX_CONFIGS = 2000
+MAX_CONFIG_BYTES = 1 << 20
 UPGRADE = (
     "require `schedulefree>=1.2.4` (1.3 or newer preferred: it starts in eval mode, "
     "so call optimizer.train() before training)"
@@ -74,17 +77,35 @@ def is_dependency_file(path: Path) -> bool:
 
 
 def never_calls_optimizer_train(python_files: Iterable[Path]) -> bool:
-    """True when some file imports schedulefree and no file calls `<optimizer>.train()`."""
+    """True when the project names ScheduleFree somewhere (a Python file, or a YAML/JSON/TOML config:
+    Hydra's `_target_: schedulefree.AdamWScheduleFree`, `optim: schedule_free_adamw`) and no Python
+    file calls `<optimizer>.train()`."""
     uses_schedulefree = False
+    folders = set()
     for path in python_files:
+        folders.add(path.parent)
         try:
             data = path.read_bytes()
         except OSError:
             continue
         if OPTIMIZER_TRAIN_CALL.search(data):
             return False
-        uses_schedulefree = uses_schedulefree or IMPORTS_SCHEDULEFREE.search(data) is not None
-    return uses_schedulefree
+        uses_schedulefree = uses_schedulefree or NAMES_SCHEDULEFREE.search(data) is not None
+    return uses_schedulefree or any(NAMES_SCHEDULEFREE.search(data) for data in _configs(folders))
+
+
+def _configs(folders: set[Path]) -> Iterator[bytes]:
+    """The config files beside the Python files and in their `conf*` / `config*` folders."""
+    seen = set()
+    for folder in folders:
+        for candidate in (folder, *folder.glob("conf*/**")):
+            for path in candidate.glob("*") if candidate.is_dir() else ():
+                if path.suffix in CONFIG_SUFFIXES and path not in seen and len(seen) < MAX_CONFIGS:
+                    seen.add(path)
+                    try:
+                        yield path.read_bytes()[:MAX_CONFIG_BYTES]
+                    except OSError:
+                        continue
 
 
 def lint_dependency_file(display: str, text: str, never_calls_train: Callable[[], bool]) -> list[Finding]:

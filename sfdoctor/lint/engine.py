@@ -22,8 +22,8 @@ from .project.link import link
 from .project.summary import summarise
 from .project.view import ProjectView
 from .rule import FileContext, Rule, discover_rules, source_lines
-from .values import configured_factories
 from .source import DEFAULT_MAX_FILE_SIZE, MEGABYTE, NotLintable, read_source, utf8_source
+from .values import configured_factories
 
 SYNTAX_ERROR = RuleInfo("SF000", "syntax-error", "error", "A file that does not parse.")
 # Every finding needs a ScheduleFree optimizer or a `schedule_free_*` Trainer option in the file.
