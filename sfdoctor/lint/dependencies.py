@@ -51,7 +51,7 @@ MENTIONS = re.compile(r"schedulefree", re.IGNORECASE)
 # SF002's whole-project check is text, not analysis: a receiver whose name contains "opt"
 # (`optimizer`, `self.opt`, `optimizers[0]`, `self.optimizers()`) calling `.train()`.
 OPTIMIZER_TRAIN_CALL = re.compile(rb"\w*opt\w*(?:\(\))?(?:\[[^\]\n]*\])?\s*\.\s*train\(\s*\)", re.IGNORECASE)
-NAMES_SCHEDULEFREE = re.compile(rb"schedule_?free", re.IGNORECASE)
+NAMES_SCHEDULEFREE = re.compile(rb"\bschedulefree\b")  # not `schedule_free_adamw`: HF Trainer calls train() itself
 CONFIG_SUFFIXES = frozenset({".yaml", ".yml", ".json", ".toml"})
 MAX_CONFIGS = 2000
 MAX_CONFIG_BYTES = 1 << 20
