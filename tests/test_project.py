@@ -41,6 +41,8 @@ EXPECTED: dict[str, list[tuple[str, str, int, bool]]] = {
     # an optimizer built elsewhere and switched behind an `is_schedule_free` flag: validation without
     # eval() is a possible finding; __sample switches and stays silent.
     "evidence_from_use": [("modules/trainer.py", "SF202", 27, True)],
+    # instantiate(cfg.optimizer) where a Hydra config names schedulefree.AdamWScheduleFree: possible.
+    "hydra_config": [("train.py", "SF201", 12, True)],
 }
 
 

@@ -12,6 +12,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from ..findings import Finding, Location, RuleInfo
+from .project.configs import config_files
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -52,9 +53,7 @@ MENTIONS = re.compile(r"schedulefree", re.IGNORECASE)
 # (`optimizer`, `self.opt`, `optimizers[0]`, `self.optimizers()`) calling `.train()`.
 OPTIMIZER_TRAIN_CALL = re.compile(rb"\w*opt\w*(?:\(\))?(?:\[[^\]\n]*\])?\s*\.\s*train\(\s*\)", re.IGNORECASE)
 NAMES_SCHEDULEFREE = re.compile(rb"\bschedulefree\b")  # not `schedule_free_adamw`: HF Trainer calls train() itself
-CONFIG_SUFFIXES = frozenset({".yaml", ".yml", ".json", ".toml"})
-MAX_CONFIGS = 2000
-MAX_CONFIG_BYTES = 1 << 20
+
 UPGRADE = (
     "require `schedulefree>=1.2.4` (1.3 or newer preferred: it starts in eval mode, "
     "so call optimizer.train() before training)"
@@ -91,21 +90,7 @@ def never_calls_optimizer_train(python_files: Iterable[Path]) -> bool:
         if OPTIMIZER_TRAIN_CALL.search(data):
             return False
         uses_schedulefree = uses_schedulefree or NAMES_SCHEDULEFREE.search(data) is not None
-    return uses_schedulefree or any(NAMES_SCHEDULEFREE.search(data) for data in _configs(folders))
-
-
-def _configs(folders: set[Path]) -> Iterator[bytes]:
-    """The config files beside the Python files and in their `conf*` / `config*` folders."""
-    seen = set()
-    for folder in folders:
-        for candidate in (folder, *folder.glob("conf*/**")):
-            for path in candidate.glob("*") if candidate.is_dir() else ():
-                if path.suffix in CONFIG_SUFFIXES and path not in seen and len(seen) < MAX_CONFIGS:
-                    seen.add(path)
-                    try:
-                        yield path.read_bytes()[:MAX_CONFIG_BYTES]
-                    except OSError:
-                        continue
+    return uses_schedulefree or any(NAMES_SCHEDULEFREE.search(data) for _, data in config_files(folders))
 
 
 def lint_dependency_file(display: str, text: str, never_calls_train: Callable[[], bool]) -> list[Finding]:

@@ -26,7 +26,7 @@ from .project.facts import Helper
 from .project.view import row_of
 from .rule import FileContext
 from .schedulers import is_scheduler, sf_test_polarity
-from .values import PASS_THROUGH, Evaluator, Optimizers, OptimizerSite, Where, last_name
+from .values import CONFIG, PASS_THROUGH, Evaluator, Optimizers, OptimizerSite, Where, last_name
 
 Fact = tuple[str, "cst.CSTNode | None"]
 Facts = frozenset[Fact]
@@ -1059,6 +1059,8 @@ def conditions(analysis: ModeAnalysis, keys: frozenset[Key] | set[Key]) -> tuple
             if site.condition == EVIDENCE:
                 notes.append(f"`{site.class_name}` is built elsewhere; the code calls train()/eval() on it, "
                              "so it is taken to be ScheduleFree")
+            elif site.factory == CONFIG:
+                notes.append(f"the optimizer is built from a config, and {site.condition}")
             elif site.condition:
                 notes.append(f"{site.class_name}{where} is chosen only when `{site.condition}`")
             elif site.possible:

@@ -61,6 +61,9 @@ SIGNATURES = {
     "ScheduleFreeWrapper": ("base", "weight_decay_at_y", "momentum", "weight_lr_power", "r"),
     "ScheduleFreeWrapperReference": ("base", "momentum", "weight_decay_at_y", "r", "weight_lr_power"),
 }
+CONFIG = "a config"  # the factory of an optimizer built from a config
+# Functions that build an object from a config (Hydra, OmegaConf).
+CONFIG_BUILDERS = frozenset({"instantiate", "get_class", "call"})
 # Functions that hand back the optimizer they are given.
 PASS_THROUGH = frozenset({"prepare", "prepare_optimizer"})
 
@@ -587,7 +590,19 @@ class Evaluator:
         classes, certain = self.classes(call.func, where, depth)
         if classes:
             return OptimizerSite(call, classes[0], where, possible=not certain)
-        return None
+        return self._from_config(call, where)
+
+    def _from_config(self, call: cst.Call, where: Where) -> OptimizerSite | None:
+        """`instantiate(cfg.optimizer, params)` / `get_class(cfg.optim._target_)(...)` in a project
+        whose configs name a ScheduleFree optimizer: possibly one."""
+        if self.project is None or not self.project.configured:
+            return None
+        func = call.func.func if isinstance(call.func, cst.Call) else call.func
+        args = call.func.args if isinstance(call.func, cst.Call) else call.args
+        if last_name(func) not in CONFIG_BUILDERS or not any("optim" in self.index.code(a.value) for a in args[:1]):
+            return None
+        name, filename, row = self.project.configured[0]
+        return OptimizerSite(call, name, where, possible=True, condition=f"{filename}:{row} names {name}", factory=CONFIG)
 
     def classes(self, node: cst.BaseExpression, where: Where, depth: int = 0) -> tuple[list[str], bool]:
         """The ScheduleFree classes an expression may name (`optimizer_class`, `OPTIMIZERS[name]`,

@@ -15,6 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..source import NotLintable, read_source
+from .configs import configured_optimizers
 from .facts import ModuleSummary
 from .view import ProjectView, module_names
 
@@ -39,9 +41,9 @@ def link(
 ) -> tuple[dict[str, FileResult], ProjectView]:
     """Lint `files` with `run` (one batch of jobs under one view), round by round: the last result per
     file, and the view they were linted with."""
-    view = ProjectView(module_names(files))
+    view = ProjectView(module_names(files), configured=configured_optimizers(files))
     paths = {display: path for path, display in files}
-    batch: list[Job] = [(path, display, "") for path, display in files]
+    batch: list[Job] = [(path, display, "uses" if _builds_from_config(view, path) else "") for path, display in files]
     results: dict[str, FileResult] = {}
     exported: dict[str, tuple] = {}
     for _ in range(MAX_ROUNDS):
@@ -67,6 +69,20 @@ def link(
         batch = [(paths[d], d, "uses") for d in sorted(relint)]
         batch += [(paths[d], d, "summary") for d in sorted(summarise - relint)]
     return results, view
+
+
+BUILDS_FROM_CONFIG = re.compile(rb"\b(?:instantiate|get_class)\s*\(\s*[\w.\[\]\"']*optim")
+
+
+def _builds_from_config(view: ProjectView, path: Path) -> bool:
+    """A file that builds an optimizer from a config (`instantiate(cfg.optimizer, ...)`), in a project
+    whose configs name a ScheduleFree optimizer: linted although it never names ScheduleFree."""
+    if not view.configured:
+        return False
+    try:
+        return BUILDS_FROM_CONFIG.search(read_source(path) or b"") is not None
+    except (OSError, NotLintable):
+        return False
 
 
 def _optimizer_exports(summary: ModuleSummary, view: ProjectView) -> tuple:
@@ -142,8 +158,8 @@ def _importers(
         if trainers_only or result.analysed:
             continue  # parsed and failed (SF000), or a module that does not train: nothing to add
         try:
-            data = paths[display].read_bytes()
-        except OSError:
+            data = read_source(paths[display]) or b""
+        except (OSError, NotLintable):  # a FIFO would block
             continue
         if all(pattern.search(data) for pattern in mentions):
             found.append(display)

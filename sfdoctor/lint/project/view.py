@@ -46,6 +46,7 @@ class ProjectView:
 
     modules: dict[str, str]  # display name -> dotted module name
     summaries: dict[str, ModuleSummary] = field(default_factory=dict)
+    configured: tuple[tuple[str, str, int], ...] = ()  # (ScheduleFree name, config file, row) in configs
     _table: dict[str, list[str]] = field(default_factory=dict, repr=False)
     _passed: dict[tuple[str, str], list[Passed]] | None = field(default=None, repr=False)
 
@@ -64,7 +65,7 @@ class ProjectView:
         summaries = sorted(
             (d, s.module, s.imports, s.built, s.helpers, s.classes, s.passes) for d, s in self.summaries.items()
         )
-        return hashlib.sha256(pickle.dumps((sorted(self.modules.items()), summaries))).hexdigest()
+        return hashlib.sha256(pickle.dumps((sorted(self.modules.items()), summaries, self.configured))).hexdigest()
 
     def passed_to(self, filename: str, function: str) -> list[Passed]:
         """The ScheduleFree optimizers other modules hand to `function` of `filename`."""
@@ -78,7 +79,7 @@ class ProjectView:
         return self._passed.get((filename, function), [])
 
     def with_summaries(self, summaries: dict[str, ModuleSummary]) -> ProjectView:
-        return ProjectView(self.modules, {**self.summaries, **summaries}, self._table)
+        return ProjectView(self.modules, {**self.summaries, **summaries}, self.configured, self._table)
 
     # -- names -------------------------------------------------------------------------------
 
