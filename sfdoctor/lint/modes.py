@@ -62,7 +62,9 @@ EVALUATION_NAME = re.compile(
 )
 EVIDENCE = "train()/eval() are called on it"  # the condition of an optimizer known only from its use
 EVALUATING_FUNCTION = re.compile(r"eval|valid|sample|test")
-SAVE_METHODS = frozenset({"save_pretrained", "save_model", "save_state", "save_checkpoint", "save_file", "save_weights"})
+# Not `accelerator.save_state`: a resume state holds y with the optimizer state in train mode, and
+# loading it resumes training exactly; an eval() before it would restore an optimizer in eval mode.
+SAVE_METHODS = frozenset({"save_pretrained", "save_model", "save_checkpoint", "save_file", "save_weights"})
 # A model's methods that run a forward pass.
 FORWARD_METHODS = frozenset({"forward", "generate", "sample", "predict", "module"})
 NO_GRAD = frozenset({"no_grad", "inference_mode"})
