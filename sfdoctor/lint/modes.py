@@ -335,6 +335,12 @@ class ModeAnalysis:
                 if argument is not None:
                     yield argument, site.function, site.statement
 
+    @property
+    def one_optimizer(self) -> bool:
+        """The file trains one optimizer: one construction, or calls of one project factory (sd-scripts
+        calls `get_optimizer` once per fused parameter group, or once in the other branch)."""
+        return len({site.factory if site.built is not None else site.call for site in self.sites.values()}) == 1
+
     def keys_for_models(self, models: frozenset[str]) -> set[Key]:
         """The optimizers that train any of these model expressions."""
         calls = {call for call, tied in self.tied.items() if any(_same_model(m, t) for m in models for t in tied)}
@@ -346,10 +352,11 @@ class ModeAnalysis:
             return keys
         # nothing names a model (`accelerator.save_state(dir)`, `evaluate(args)`): with one optimizer
         # in the file, it is that one, unless the event names some other model
-        if len(self.sites) == 1 and not (event.models & self.model_texts):
+        tied = frozenset().union(*self.tied.values())
+        if self.one_optimizer and (not (event.models & self.model_texts) or not (tied & self.model_texts)):
+            # the only optimizer, and the event names no other model, or which model it trains is
+            # unknown (built elsewhere, or from params collected in lists)
             return set(self.keys)
-        if len(self.sites) == 1 and not any(self.tied.values()):
-            return set(self.keys)  # built elsewhere: which model it trains is unknown, and it is the only one
         return set()
 
     # -- functions ---------------------------------------------------------------------------
@@ -774,7 +781,11 @@ class _Walker:
             Event("mode", site.node, self.function, state, key=key, mode=method,
                   in_autocast_after_forward=in_autocast_after_forward)
         )
-        return self.assign(state, key, frozenset({(method, site.node)}))
+        facts = frozenset({(method, site.node)})
+        if site.node in self.a.mode_functions and self.a.one_optimizer:
+            # `optimizer_eval_fn()` switches the file's one optimizer, whichever call built it
+            return {**state, **{other: facts for other in self.a.keys if other <= key}}
+        return self.assign(state, key, facts)
 
     def assign(self, state: State, key: Key, facts: Facts) -> State:
         """Set the mode of `key`; other expressions that may hold one of its optimizers may now have it."""

@@ -50,6 +50,8 @@ def link(
         current = replace(settings, project=view)
         results.update(zip((display for _, display, _ in batch), run(batch, current)))
         summaries = {d: r.summary for d, r in results.items() if r.summary is not None}
+        # callees summarised this round: the training modules that call them were linted without them
+        callees = {summaries[d].module for _, d, why in batch if why == "summary" and d in summaries}
         view = view.with_summaries(summaries)
         builders, helpers, handed = set(), set(), set()
         for display, summary in summaries.items():
@@ -64,6 +66,7 @@ def link(
         summarise = _packages_and_callees(view, results, paths)
         relint = handed | set(_importers(view, results, paths, builders, trainers_only=False))
         relint |= set(_importers(view, results, paths, helpers - builders, trainers_only=True))
+        relint |= set(_importers(view, results, paths, callees, trainers_only=True, every_function=True))
         if not summarise and not relint:
             break
         batch = [(paths[d], d, "uses") for d in sorted(relint)]
@@ -122,7 +125,7 @@ def _packages_and_callees(view: ProjectView, results: dict[str, FileResult], pat
                 wanted.add(f"{package}/__init__.py")
                 package = package.rsplit("/", 1)[0] if "/" in package else ""
         if summary.trains:
-            for target in summary.imports.values():
+            for target in (*summary.imports.values(), *summary.uses):  # uses: `import pkg.mod` then `pkg.mod.f()`
                 callee = view.module_file(display, target)
                 if callee is not None and callee not in by_module.values():
                     wanted.add(callee)
@@ -130,16 +133,23 @@ def _packages_and_callees(view: ProjectView, results: dict[str, FileResult], pat
 
 
 def _importers(
-    view: ProjectView, results: dict[str, FileResult], paths: dict[str, Path], modules: set[str], trainers_only: bool
+    view: ProjectView,
+    results: dict[str, FileResult],
+    paths: dict[str, Path],
+    modules: set[str],
+    trainers_only: bool,
+    every_function: bool = False,
 ) -> list[str]:
-    """Files that import one of `modules`: summarised ones by their imports (with `trainers_only`, those
-    that train with a ScheduleFree optimizer: a save helper matters to them alone), others by an import
-    line naming the module and a word naming something it exports."""
+    """Files that import one of `modules`: summarised ones by the exports they call (with
+    `trainers_only`, those that train with a ScheduleFree optimizer: a save helper matters to them
+    alone; with `every_function`, any function of it counts), others by an import line naming the
+    module and a word naming something it exports."""
     if not modules:
         return []
     exporting = [s for s in view.summaries.values() if s.module in modules]
     stems = {s.module.rsplit(".", 1)[-1] for s in exporting}
-    names = {n.split(".")[0] for s in exporting for part in (*_optimizer_exports(s, view), _helper_exports(s)) for n in part}
+    exports = [(*_optimizer_exports(s, view), s.helpers if every_function else _helper_exports(s)) for s in exporting]
+    names = {n.split(".")[0] for parts in exports for part in parts for n in part}
     mentions = [
         re.compile(rb"(?m)^\s*(?:from|import)\s[^\n]*\b(?:" + b"|".join(re.escape(w.encode()) for w in sorted(stems)) + rb")\b"),
         re.compile(rb"\b(?:" + b"|".join(re.escape(w.encode()) for w in sorted(names)) + rb")\b"),

@@ -8,6 +8,7 @@ called (saves a model, evaluates, switches an optimizer's mode).
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import libcst as cst
@@ -17,6 +18,9 @@ from ..modes import EVALUATION_NAME, OPTIMIZER_NAME, SAVE_METHODS, kinds, mode_a
 from ..rule import FileContext
 from ..values import OptimizerSite, Where, last_name
 from .facts import Built, ClassFacts, Helper, ModuleSummary, Passed
+
+# A function named for saving the model (not `save_state`: a resume state is no checkpoint of the weights).
+SAVES_BY_NAME = re.compile(r"(^|_)save_(\w*_)?(model|checkpoint|ckpt|weights|pretrained)")
 
 
 def summarise(context: FileContext, module: str) -> ModuleSummary:
@@ -176,6 +180,9 @@ def _helper(context: FileContext, function: Function, module: str) -> Helper:
             calls.append(f"{module}.{func.value}")
         elif receiver == "self" and function.class_name:
             calls.append(f"{module}.{function.class_name}.{name}")
+    if not saves and SAVES_BY_NAME.search(function.name):
+        # `save_sd_model_on_epoch_end(...)`: the write itself may sit behind a callback it is handed
+        saves.append((context.filename, f"def {function.name}("))
     return Helper(
         params,
         tuple(saves),
