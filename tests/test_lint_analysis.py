@@ -177,3 +177,20 @@ def test_two_ifs_on_the_same_test_take_the_same_branch() -> None:
     assert modes_and_wrappers(CORRELATED.format(between="pass")) == []
     # once the test's name is assigned in between, the two ifs may disagree
     assert modes_and_wrappers(CORRELATED.format(between="should_validate = False")) == [("SF201", 24)]
+
+
+def test_a_resume_state_saved_in_train_mode_is_not_a_checkpoint_of_the_weights() -> None:
+    """accelerate's save_state keeps y with the optimizer in train mode: loading it resumes exactly."""
+    source = """\
+        import schedulefree
+
+        def fit(model, accelerator, batches):
+            optimizer = schedulefree.AdamWScheduleFree(model.parameters(), lr=0.1)
+            optimizer.train()
+            for step, batch in enumerate(batches):
+                model(batch).sum().backward()
+                optimizer.step()
+                accelerator.save_state(f"state-{step}")
+                accelerator.save_model(model, f"model-{step}")
+        """
+    assert modes_and_wrappers(source) == [("SF203", 10)]

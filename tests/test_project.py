@@ -22,6 +22,7 @@ EXPECTED: dict[str, list[tuple[str, str, int, bool]]] = {
     "factory_tuple": [
         ("fine_tune.py", "SF202", 17, True),
         ("fine_tune.py", "SF203", 18, True),
+        ("fine_tune.py", "SF203", 19, True),  # a helper named for saving, whose write goes through a callback
     ],
     # a factory re-exported by the package's __init__.py (src/ layout); a dict result read by key
     # through a relative import; train_ok.py calls train() and eval().
@@ -31,8 +32,9 @@ EXPECTED: dict[str, list[tuple[str, str, int, bool]]] = {
     ],
     # a class picked from a dict by a CLI flag: possible; train_ok.py gates its mode calls on a flag.
     "class_registry": [("train.py", "SF203", 21, True)],
-    # a save helper in another module; the helper that switches to eval itself is silent.
-    "helper_module": [("train.py", "SF203", 16, False)],
+    # a save helper in another module; the helper that switches to eval itself is silent, and so is
+    # utils.monitoring.log_lr(optimizer): a project function that leaves the mode alone.
+    "helper_module": [("train.py", "SF203", 18, False)],
     # the optimizer built by a flag-driven factory and handed to get_swa() of another module, which
     # builds SWALR on it; the scheduler wrapper that returns early for ScheduleFree stays silent.
     "handed_optimizer": [("tools/scripts_utils.py", "SF101", 16, True)],
