@@ -4,6 +4,7 @@ and the project view's module resolution."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,7 @@ EXPECTED: dict[str, list[tuple[str, str, int, bool]]] = {
 
 def project_findings(name: str, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, int, bool]]:
     monkeypatch.chdir(PROJECTS / name)
-    result = CliRunner().invoke(cli, ["lint", "--isolated", "--output-format", "json", "."])
+    result = CliRunner().invoke(cli, ["lint", "--isolated", "--no-cache", "--output-format", "json", "."])
     assert result.exit_code in (0, 1), result.output
     return sorted((f["filename"], f["code"], f["location"]["row"], f["possible"]) for f in json.loads(result.stdout))
 
@@ -63,13 +64,13 @@ def test_project_findings(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_each_file_alone_misses_what_the_project_shows(monkeypatch: pytest.MonkeyPatch) -> None:
     """The findings come from the other modules: linted alone, fine_tune.py has nothing to report."""
     monkeypatch.chdir(PROJECTS / "factory_tuple")
-    result = CliRunner().invoke(cli, ["lint", "--isolated", "--output-format", "json", "fine_tune.py"])
+    result = CliRunner().invoke(cli, ["lint", "--isolated", "--no-cache", "--output-format", "json", "fine_tune.py"])
     assert json.loads(result.stdout) == []
 
 
 def test_the_help_names_the_flag_and_the_factory(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(PROJECTS / "factory_tuple")
-    result = CliRunner().invoke(cli, ["lint", "--isolated", "--output-format", "json", "."])
+    result = CliRunner().invoke(cli, ["lint", "--isolated", "--no-cache", "--output-format", "json", "."])
     save = next(f for f in json.loads(result.stdout) if f["code"] == "SF203")
     assert "library/train_util.py:" in " ".join(save["notes"])
     assert 'optimizer_type.endswith("schedulefree")' in " ".join(save["notes"])
@@ -112,3 +113,31 @@ def test_configured_factories_may_return_the_optimizer_inside_a_tuple(tmp_path: 
     result = CliRunner().invoke(cli, ["lint", "--output-format", "json", "."])
     # element 2 of get_optimizer() is the optimizer; element 0 of the other one is not
     assert [(f["code"], f["location"]["row"]) for f in json.loads(result.stdout)] == [("SF201", 8)]
+
+
+def test_a_second_run_takes_unchanged_files_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the changed file is linted again, and the project view's digest does not depend on it."""
+    from sfdoctor.lint import engine
+
+    project = tmp_path / "project"
+    shutil.copytree(PROJECTS / "factory_tuple", project, ignore=shutil.ignore_patterns(".sfdoctor_cache"))
+    monkeypatch.chdir(project)
+    linted: list[str] = []
+    real_round = engine._lint_round
+
+    def counting_round(jobs: list, settings: engine.Settings, workers: int) -> list:
+        linted.extend(display for _, display, _ in jobs)
+        return real_round(jobs, settings, workers)
+
+    monkeypatch.setattr(engine, "_lint_round", counting_round)
+    first = CliRunner().invoke(cli, ["lint", "--output-format", "json", "."])
+    assert linted and (project / ".sfdoctor_cache" / "lint.pickle").is_file()
+    linted.clear()
+    second = CliRunner().invoke(cli, ["lint", "--output-format", "json", "."])
+    assert linted == [] and second.stdout == first.stdout
+    Path("train_network.py").write_text(Path("train_network.py").read_text() + "\n# changed\n")
+    CliRunner().invoke(cli, ["lint", "--output-format", "json", "."])
+    assert linted == ["train_network.py"]
+    linted.clear()
+    CliRunner().invoke(cli, ["lint", "--no-cache", "--output-format", "json", "."])
+    assert "fine_tune.py" in linted

@@ -10,7 +10,6 @@ trailing part of its path is a name too (`library/train_util.py` is `library.tra
 from __future__ import annotations
 
 import hashlib
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,7 +64,8 @@ class ProjectView:
         summaries = sorted(
             (d, s.module, s.imports, s.built, s.helpers, s.classes, s.passes) for d, s in self.summaries.items()
         )
-        return hashlib.sha256(pickle.dumps((sorted(self.modules.items()), summaries, self.configured))).hexdigest()
+        # repr, not pickle: pickle's bytes depend on which equal objects happen to be shared
+        return hashlib.sha256(repr((sorted(self.modules.items()), summaries, self.configured)).encode()).hexdigest()
 
     def passed_to(self, filename: str, function: str) -> list[Passed]:
         """The ScheduleFree optimizers other modules hand to `function` of `filename`."""
