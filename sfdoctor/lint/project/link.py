@@ -31,7 +31,7 @@ class _NotLinted:
 
 
 _NONE = _NotLinted()
-MAX_ROUNDS = 4
+MAX_ROUNDS = 8  # each round lints only what the previous one changed
 
 
 def link(
@@ -124,6 +124,10 @@ def _packages_and_callees(view: ProjectView, results: dict[str, FileResult], pat
             while package:
                 wanted.add(f"{package}/__init__.py")
                 package = package.rsplit("/", 1)[0] if "/" in package else ""
+        for passed in summary.passes:  # a module whose function is handed a ScheduleFree optimizer
+            callee = view.module_file(display, passed.callee)
+            if callee is not None and callee != display:
+                wanted.add(callee)
         if summary.trains:
             for target in (*summary.imports.values(), *summary.uses):  # uses: `import pkg.mod` then `pkg.mod.f()`
                 callee = view.module_file(display, target)

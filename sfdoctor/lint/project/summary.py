@@ -68,8 +68,11 @@ def _passes(context: FileContext) -> tuple[Passed, ...]:
             if argument.star or text is None or not OPTIMIZER_NAME.search(text.lower()):
                 continue
             keyword = argument.keyword.value if argument.keyword is not None else None
-            for optimizer in context.evaluator.optimizers(argument.value, where).sites:
+            optimizers = context.evaluator.optimizers(argument.value, where)
+            for optimizer in optimizers.sites:
                 built = _built(context, optimizer, (), None, None)
+                if not optimizers.certain and not built.possible:  # `opt` holds another optimizer on other paths
+                    built = replace(built, possible=True, condition=_condition(context, optimizer, always=True))
                 found.append(Passed(project_name(context, site.qualname), position, keyword, built))
     return tuple(dict.fromkeys(found))
 
