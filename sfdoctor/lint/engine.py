@@ -102,7 +102,9 @@ def lint_source(filename: str, data: bytes, settings: Settings, force: bool = Fa
         result.findings.append(_syntax_error(filename, 1, 1, f"cannot decode the file: {error}"))
         return result
     try:
-        context = FileContext(filename, module, settings.factories, settings.project)
+        # a file linted on its own is a project of one module: the same analysis as in a run
+        project = settings.project or ProjectView({filename: Path(filename).stem})
+        context = FileContext(filename, module, settings.factories, project)
     except RecursionError:
         result.errors.append(f"{filename}: not analysed: {TOO_DEEP}")
         return result

@@ -68,6 +68,7 @@ SAVE_METHODS = frozenset({"save_pretrained", "save_model", "save_checkpoint", "s
 # A model's methods that run a forward pass.
 FORWARD_METHODS = frozenset({"forward", "generate", "sample", "predict", "module"})
 NO_GRAD = frozenset({"no_grad", "inference_mode"})
+SWITCHING_NAME = re.compile(r"mode|train|eval")
 # Libraries whose calls run a training loop of their own, switching the optimizer's mode.
 FRAMEWORKS = ("transformers.", "trl.", "lightning.", "pytorch_lightning.", "deepspeed.")
 HASATTR_MODE = re.compile(r"""hasattr\(.*["'](train|eval)["']\)""")
@@ -743,6 +744,7 @@ class _Walker:
             or qualname.startswith(FRAMEWORKS)
             or name.endswith("Trainer")
             or name in ("fit", "initialize")
+            or SWITCHING_NAME.search(name.lower()) is not None  # `prepare_modes(opt)`, `set_train(opt)`
         )
 
     def project_call(self, site: CallSite, helper: Helper, saves: tuple[tuple[str, str], ...], state: State) -> State:
