@@ -89,12 +89,12 @@ def test_timeout_stops_a_hanging_script_with_a_report(tmp_path: Path) -> None:
     assert result.exit_code == 0
 
 
-def test_device_cpu_hides_gpus_during_the_run_only(tmp_path: Path, monkeypatch) -> None:
+def test_device_cpu_hides_gpus_from_the_script_only(tmp_path: Path, monkeypatch, capfd) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     script = tmp_path / "env.py"
     script.write_text("import os, sys\nprint(repr(os.environ['CUDA_VISIBLE_DEVICES']), file=sys.stderr)\n")
-    result = invoke(str(script), "--device", "cpu", "--output-format", "json")
-    assert "''" in result.stderr and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+    invoke(str(script), "--device", "cpu", "--output-format", "json")
+    assert "''" in capfd.readouterr().err and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
 
 
 def test_non_finite_average_and_negative_lr(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from ..findings import Finding, Location, Related, RuleInfo
 from ..lint.rules.sf113_zero_momentum import ZeroMomentum
 from ..lint.rules.sf405_wrapper_base_unsupported import WrapperBaseUnsupported
 from . import codes
-from .frames import Site, display_path, is_user_file, traceback_frames
+from .frames import Site, display_path, is_user_file
 from .record import Change, GroupTrace, OptimizerTrace
 from .session import UNGUARDED_RELEASES, ReplayResult
 
@@ -156,9 +156,14 @@ def lr_cause(trace: OptimizerTrace, group: GroupTrace, step: int) -> tuple[str, 
         return f"{trace.cls} was constructed with lr={lr} for this group{where}", trace.created_at
     writer = change.writer
     text = f"{writer.describe()} set lr from {change.before} to {change.after}"
-    if writer.scheduler is not None and writer.scheduler.steps == 0:
+    if writer.scheduler is not None and _scheduler_steps(writer.scheduler, trace) == 0:
         text += " and was never stepped"
     return text, writer.site
+
+
+def _scheduler_steps(key: tuple[int, int], trace: OptimizerTrace) -> int | None:
+    optimizer, scheduler = key
+    return trace.schedulers[scheduler].steps if optimizer == trace.index else None
 
 
 def _lr_fix(cause: str) -> tuple[str, ...]:
@@ -223,42 +228,39 @@ def _event_findings(trace: OptimizerTrace, so_far: list[Finding]) -> list[Findin
 
 
 def name_crash(result: ReplayResult) -> Crash | None:
-    error = result.outcome.error
+    """Why the script failed, if it did: its exception, a failing exit status, or the signal that ended it."""
+    outcome = result.outcome
+    error = outcome.error
     if error is None:
+        if outcome.end == "signal":
+            return Crash(f"the script's process was ended by {outcome.signal}", None, None, None)
+        if outcome.end == "exit" and outcome.exit_code not in (None, 0):
+            return Crash(f"the script's process exited with status {outcome.exit_code} without an exception "
+                         "(os._exit() or an exit outside Python)", None, None, None)
         return None
-    frames = traceback_frames(error.__traceback__)
+    frames = error.frames
     site = next((Site(f, row) for f, row, _ in reversed(frames) if is_user_file(f)), None)
     raising = frames[-1] if frames else ("", 0, "")
     source = linecache.getline(raising[0], raising[1])
-    optimizer = _optimizer_in_traceback(error, result)
-    kind = type(error).__name__
-    if isinstance(error, SystemExit):
-        return Crash(f"the script called sys.exit({error.code!r})", None, None, site)
-    if isinstance(error, ZeroDivisionError) and "weight_sum" in source:
+    optimizer = result.optimizers[error.optimizer] if error.optimizer is not None else None
+    if error.is_a("SystemExit"):
+        return Crash(f"the script called sys.exit({outcome.exit_code!r})", None, None, site)
+    if error.is_a("ZeroDivisionError") and "weight_sum" in source:
         return Crash("ZeroDivisionError in weight/weight_sum: a step with lr 0 while weight_sum was 0",
                      codes.SF501, optimizer, site)
-    if isinstance(error, ZeroDivisionError) and raising[2] in ("eval", "train"):
+    if error.is_a("ZeroDivisionError") and raising[2] in ("eval", "train"):
         return Crash(f"ZeroDivisionError in optimizer.{raising[2]}(): it divides by beta1 / momentum, which is 0",
                      ZeroMomentum.info, optimizer, site)
-    if "not in train mode" in str(error):
+    if "not in train mode" in error.message:
         return Crash("step() was called in eval mode: the optimizer's train() was never called",
                      codes.SF506, optimizer, site)
-    if isinstance(error, KeyError) and any(os.path.basename(f).startswith("wrap_schedulefree") for f, _, _ in frames):
-        return Crash(f"KeyError {error} in the base optimizer of ScheduleFreeWrapper: it shares its state dict and "
-                     "this base optimizer creates its state lazily", WrapperBaseUnsupported.info, optimizer, site)
+    if error.is_a("KeyError") and any(os.path.basename(f).startswith("wrap_schedulefree") for f, _, _ in frames):
+        return Crash(f"KeyError {error.message} in the base optimizer of ScheduleFreeWrapper: it shares its state "
+                     "dict and this base optimizer creates its state lazily", WrapperBaseUnsupported.info,
+                     optimizer, site)
     if raising[0].endswith(os.path.join("optim", "lr_scheduler.py")):
-        return Crash(f"{kind} raised by torch's LR scheduler: {error}", None, optimizer, site)
-    return Crash(f"{kind}: {error}", None, optimizer, site)
-
-
-def _optimizer_in_traceback(error: BaseException, result: ReplayResult) -> OptimizerTrace | None:
-    """The traced optimizer whose method raised: `self` of the innermost frame that has one."""
-    by_id = {trace.object_id: trace for trace in result.optimizers}
-    tb, found = error.__traceback__, None
-    while tb is not None:
-        found = by_id.get(id(tb.tb_frame.f_locals.get("self")), found)
-        tb = tb.tb_next
-    return found
+        return Crash(f"{error.type} raised by torch's LR scheduler: {error.message}", None, optimizer, site)
+    return Crash(f"{error.type}: {error.message}", None, optimizer, site)
 
 
 def _crash_finding(crash: Crash, result: ReplayResult) -> Finding:
@@ -268,7 +270,7 @@ def _crash_finding(crash: Crash, result: ReplayResult) -> Finding:
         return Finding(rule=crash.rule, message=f"the script crashed: {crash.description}",
                        filename=display_path(site.filename), location=Location(site.row, 1),
                        end_location=Location(site.row, 1))
-    in_step = any(function == "step" for _, _, function in traceback_frames(result.outcome.error.__traceback__))
+    in_step = any(function == "step" for _, _, function in result.outcome.error.frames)
     return _finding(crash.rule, f"the script crashed: {crash.description}", site, trace, None,
                     trace.steps + 1 if in_step else trace.steps, result)
 

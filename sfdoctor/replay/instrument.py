@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +39,7 @@ class ReplayStop(BaseException):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
-        self.reason = reason  # "steps" or "timeout"
+        self.reason = reason  # "steps", or why the replay's child process was told to stop
 
 
 _active: Instrumentation | None = None
@@ -96,18 +95,18 @@ class _PendingGroup:
 
 
 class Instrumentation:
-    def __init__(self, max_steps: int, deadline: float | None = None,
-                 on_step: Callable[[int], None] | None = None) -> None:
+    def __init__(self, max_steps: int, on_step: Callable[[int], None] | None = None) -> None:
         self.max_steps = max_steps
-        self.deadline = deadline
-        self.on_step = on_step
+        self.on_step = on_step  # called after every step of every optimizer with the replay's step count
         self.optimizers: list[OptimizerTrace] = []
         self.stop_reason: str | None = None
-        self.pacer: OptimizerTrace | None = None  # the first optimizer that stepped counts the steps
+        self.steps = 0  # the replay's step count, which --steps limits (see _count_step)
+        self.pacer: OptimizerTrace | None = None
+        self._steps_since_pacer: dict[int, int] = {}  # optimizer index -> its steps since the pacer's last one
         self._traces: dict[int, OptimizerTrace] = {}
         self._objects: list[Any] = []  # keeps traced objects alive so their ids stay unique
         self._wrapped_bases: dict[int, OptimizerTrace] = {}
-        self._schedulers: dict[int, SchedulerTrace] = {}
+        self._schedulers: dict[int, tuple[OptimizerTrace, SchedulerTrace]] = {}  # by id() of the scheduler
         self._pending: dict[int, list[_PendingGroup]] = {}
         self._snapshots: dict[int, torch.Tensor] = {}
         self._last_loss: torch.Tensor | None = None
@@ -150,7 +149,7 @@ class Instrumentation:
         for trace in self.optimizers:
             self._abort_step(trace)
             for group in trace.groups:
-                group.moved = any(not torch.equal(p, initial) for p, initial in group.initial.values())
+                note_moved(group)
                 group.initial = {}  # free the copies
         _active = None
 
@@ -217,7 +216,7 @@ class Instrumentation:
                 lr_before=[scalar_copy(group["lr"]) for group in optimizer.param_groups],
             )
             owner.schedulers.append(trace)
-            self._schedulers[id(scheduler)] = trace
+            self._schedulers[id(scheduler)] = (owner, trace)
             self._objects.append(scheduler)
             self._patch_scheduler_step(type(scheduler))
             original(scheduler, optimizer, *args, **kwargs)
@@ -230,7 +229,7 @@ class Instrumentation:
 
         def make(original: Callable) -> Callable:
             def step(scheduler: Any, *args: Any, **kwargs: Any) -> Any:
-                trace = self._schedulers.get(id(scheduler))
+                _, trace = self._schedulers.get(id(scheduler), (None, None))
                 # trace.lr_after is set once the constructor (which calls step() itself) returned.
                 if trace is not None and trace.lr_after:
                     trace.steps += 1
@@ -246,10 +245,11 @@ class Instrumentation:
         while frame is not None and not is_user_file(frame.f_code.co_filename):
             scheduler = frame.f_locals.get("self")
             if isinstance(scheduler, lr_scheduler.LRScheduler):
-                trace = self._schedulers.get(id(scheduler))
+                owner, trace = self._schedulers.get(id(scheduler), (None, None))
                 # A subclass's constructor body (OneCycleLR sets betas) runs before LRScheduler.__init__.
                 in_constructor = trace is None or not trace.lr_after
-                return Writer(user_site(caller), type(scheduler).__name__, trace, in_constructor)
+                return Writer(user_site(caller), type(scheduler).__name__, trace and trace.created_at,
+                              trace and (owner.index, trace.index), in_constructor)
             frame = frame.f_back
         return Writer(user_site(caller))
 
@@ -293,8 +293,6 @@ class Instrumentation:
         return step
 
     def _check_stop(self) -> None:
-        if self.stop_reason is None and self.deadline is not None and time.monotonic() > self.deadline:
-            self.stop_reason = "timeout"
         if self.stop_reason is not None:
             raise ReplayStop(self.stop_reason)  # again, if the script swallowed the first one
 
@@ -356,7 +354,9 @@ class Instrumentation:
 
     @staticmethod
     def _keep_initial(trace: GroupTrace, params: list[torch.Tensor]) -> None:
-        """A full copy of each parameter at its first step: `uninstall` tells exactly whether it ever moved."""
+        """A full copy of each parameter at its first step: `note_moved` tells exactly whether it ever moved."""
+        if trace.moved:
+            return  # known already: the copies were freed
         for p in params:
             if id(p) not in trace.initial:
                 trace.initial[id(p)] = (p, p.detach().clone())
@@ -397,14 +397,29 @@ class Instrumentation:
             pending.trace.steps.append(record)
         self._last_loss = None
         trace.steps += 1
+        counted = self._count_step(trace)
+        if counted and self.steps >= self.max_steps:
+            self.stop_reason = "steps"
+        if self.on_step is not None:
+            self.on_step(self.steps)
+        if counted and self.stop_reason is not None:
+            raise ReplayStop(self.stop_reason)
+
+    def _count_step(self, trace: OptimizerTrace) -> bool:
+        """Count the pacer's steps: the first optimizer that stepped, or one that stepped twice since the pacer's
+        last step (it replaced the pacer, e.g. an optimizer rebuilt mid-run); its steps since then count too."""
         if self.pacer is None:
             self.pacer = trace
         if trace is self.pacer:
-            if self.on_step is not None:
-                self.on_step(trace.steps)
-            if trace.steps >= self.max_steps:
-                self.stop_reason = "steps"
-                raise ReplayStop("steps")
+            self.steps += 1
+        else:
+            since = self._steps_since_pacer[trace.index] = self._steps_since_pacer.get(trace.index, 0) + 1
+            if since < 2:
+                return False  # e.g. a second optimizer stepping once per pacer step (GAN, closure variants)
+            self.pacer = trace
+            self.steps += since
+        self._steps_since_pacer.clear()
+        return True
 
     def _abort_step(self, trace: OptimizerTrace) -> None:
         """A step raised: undo its lift so the optimizer is left as upstream would leave it."""
@@ -451,3 +466,8 @@ class Instrumentation:
                 trace.events.append(Event("SF507", trace.steps, user_site(), f"{len(params)} parameters"))
             return result
         return eval
+
+
+def note_moved(group: GroupTrace) -> None:
+    """Whether a parameter of the group differs from its copy taken at its first step (once it did, it moved)."""
+    group.moved = group.moved or any(not torch.equal(p, initial) for p, initial in group.initial.values())

@@ -40,7 +40,8 @@ class Writer:
 
     site: Site | None
     scheduler_cls: str | None = None
-    scheduler: SchedulerTrace | None = None
+    scheduler_created_at: Site | None = None
+    scheduler: tuple[int, int] | None = None  # (optimizer index, scheduler index): the scheduler's SchedulerTrace
     in_constructor: bool = False
 
     def describe(self) -> str:
@@ -48,7 +49,7 @@ class Writer:
             return f"user code at {self.site}" if self.site else "code outside the user's files"
         if self.in_constructor:
             return f"{self.scheduler_cls} constructed at {self.site}"
-        created = f" ({self.scheduler_cls} constructed at {self.scheduler.created_at})" if self.scheduler else ""
+        created = f" ({self.scheduler_cls} constructed at {self.scheduler_created_at})" if self.scheduler else ""
         return f"{self.scheduler_cls}.step() at {self.site}{created}"
 
 
@@ -101,3 +102,30 @@ class OptimizerTrace:
     @property
     def name(self) -> str:
         return f"{self.cls} (optimizer {self.index})"
+
+
+@dataclass(frozen=True)
+class ScriptError:
+    """The script's uncaught exception, as plain data: the child process sends it to sfdoctor."""
+
+    type: str
+    types: tuple[str, ...]  # the names along its class's MRO, to tell kinds of errors apart
+    message: str
+    frames: list[tuple[str, int, str]]  # (filename, row, function) from the script's module to the raise
+    optimizer: int | None  # index of the traced optimizer whose method raised, if one did
+
+    def is_a(self, name: str) -> bool:
+        return name in self.types
+
+
+@dataclass
+class Outcome:
+    """How the script ended."""
+
+    stop_reason: str | None = None  # "steps", "timeout" or "killed": the replay stopped it
+    end: str = "exit"  # "stopped" (by the replay's stop), "exit", "crash" or "signal"
+    exit_code: int | str | None = None  # sys.exit()'s argument, os._exit()'s or the process's status
+    error: ScriptError | None = None  # the script's own exception (SystemExit with a failure code included)
+    signal: str | None = None  # end "signal": the signal that ended the script's process
+    force_killed: bool = False  # the script did not end after the stop and its processes were killed
+    received_signal: str | None = None  # stop_reason "killed": the signal sfdoctor itself received

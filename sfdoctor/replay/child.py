@@ -1,0 +1,164 @@
+"""The replay's child process: runs the user's script instrumented and streams what it records to sfdoctor.
+
+Started by `session.replay_script` as a fresh interpreter (`main` gets a JSON configuration). The parent owns
+the clock, stdout and the report; this side records, sends an `Update` about every second (reading device
+values back once per update, never per step), at the stop, at `os._exit()` and at the end.
+"""
+
+from __future__ import annotations
+
+import _thread
+import dataclasses
+import json
+import math
+import os
+import signal
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import torch
+
+import sfdoctor
+
+from .channel import Update, encode
+from .frames import is_user_file
+from .instrument import Instrumentation, ReplayStop, note_moved
+from .record import GroupTrace, OptimizerTrace, Outcome, SchedulerTrace
+from .runner import run_script
+
+FLUSH_SECONDS = 1.0
+SFDOCTOR_FOLDER = os.path.dirname(sfdoctor.__file__) + os.sep
+
+
+def main(config_json: str) -> None:
+    config = json.loads(config_json)
+    os.set_inheritable(config["fd"], False)  # the script's subprocesses do not get the pipe (its forks do)
+    instrumentation = Instrumentation(config["steps"])
+    stream = Stream(config["fd"], instrumentation)
+    instrumentation.on_step = stream.after_step
+    signal.signal(signal.SIGTERM, _on_terminate)
+    os._exit = stream.reporting_exit(os._exit)
+    instrumentation.install()
+    stream.send()  # the script starts now: so does --timeout's clock
+    try:
+        outcome = run_script(Path(config["script"]), config["args"], instrumentation.optimizers)
+    finally:
+        instrumentation.uninstall()
+    outcome.stop_reason = instrumentation.stop_reason or outcome.stop_reason
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # from here on the parent may simply end this process
+    stream.send(outcome)
+
+
+def _on_terminate(signum: int, frame: FrameType | None) -> None:
+    """The parent's SIGTERM stops the script where it is (its `finally:` blocks run). While sfdoctor's own code
+    runs (recording a step, sending an update) it is ignored, so no record is left half done: the parent sends
+    SIGTERM again shortly, then SIGKILL."""
+    while frame is not None and not is_user_file(frame.f_code.co_filename):
+        if frame.f_code.co_filename.startswith(SFDOCTOR_FOLDER):
+            return
+        frame = frame.f_back
+    raise ReplayStop("terminated")
+
+
+class Stream:
+    def __init__(self, fd: int, instrumentation: Instrumentation) -> None:
+        self.fd = fd
+        self.instrumentation = instrumentation
+        self.pid = os.getpid()
+        self.lock = threading.Lock()  # threads that step send in turn
+        self.last_sent = -math.inf
+
+    def after_step(self, steps: int) -> None:
+        stopping = self.instrumentation.stop_reason is not None
+        if stopping or time.monotonic() - self.last_sent >= FLUSH_SECONDS:
+            self.send()
+        if stopping and threading.current_thread() is not threading.main_thread():
+            # The stop ends only this (stepping) thread: stop the main thread too, which may wait for it forever.
+            _thread.interrupt_main(signal.SIGTERM)
+
+    def reporting_exit(self, real_exit: Any) -> Any:
+        def _exit(status: int) -> None:
+            self.send(Outcome(stop_reason=self.instrumentation.stop_reason, end="exit", exit_code=status))
+            real_exit(status)
+        return _exit
+
+    def send(self, outcome: Outcome | None = None) -> None:
+        if os.getpid() != self.pid:
+            return  # a fork() of the script: only the replay's child process itself reports
+        with self.lock:
+            update = Update([_take_new(trace) for trace in self.instrumentation.optimizers],
+                            self.instrumentation.steps, self.instrumentation.stop_reason, outcome)
+            data = memoryview(encode(update))
+            while data:
+                data = data[os.write(self.fd, data):]
+            self.last_sent = time.monotonic()
+
+
+def _take_new(trace: OptimizerTrace) -> OptimizerTrace:
+    """A copy of the trace for an Update: what was recorded since the last one (taken out of the trace), as
+    Python numbers."""
+    groups = [_take_group(group) for group in trace.groups]
+    materialize([record for group in groups for record in group.steps])
+    return dataclasses.replace(
+        trace, groups=groups, events=_take(trace, "events"), step_sites=_take(trace, "step_sites"),
+        schedulers=[_numbers_of(scheduler) for scheduler in trace.schedulers],
+    )
+
+
+def _take_group(group: GroupTrace) -> GroupTrace:
+    note_moved(group)
+    if group.moved:
+        group.initial = {}  # the copies are no longer needed
+    return dataclasses.replace(group, steps=_take(group, "steps"), changes=_take(group, "changes"),
+                               initial_lr=_number(group.initial_lr), initial={}, last_lr=None, last_beta=None)
+
+
+def _take(owner: Any, name: str) -> list:
+    taken = getattr(owner, name)
+    setattr(owner, name, [])
+    return taken
+
+
+def _numbers_of(scheduler: SchedulerTrace) -> SchedulerTrace:
+    return dataclasses.replace(scheduler, lr_before=[_number(lr) for lr in scheduler.lr_before],
+                               lr_after=[_number(lr) for lr in scheduler.lr_after])
+
+
+def materialize(records: list[dict]) -> None:
+    """Replace the tensors of step records by Python numbers: one transfer per device for all of them."""
+    by_device = defaultdict(list)
+    for record in records:
+        for key, value in record.items():
+            if isinstance(value, torch.Tensor):
+                by_device[value.device].append((record, key, value))
+    for items in by_device.values():
+        flat = torch.cat([value.detach().reshape(-1).double() for _, _, value in items]).tolist()
+        offset = 0
+        for record, key, value in items:
+            record[key] = flat[offset: offset + value.numel()]
+            offset += value.numel()
+    for record in records:
+        _summarise(record)
+
+
+def _number(value: object) -> object:
+    return value.item() if isinstance(value, torch.Tensor) else value
+
+
+def _summarise(record: dict) -> None:
+    """Per-parameter norms become the group's change norm and the zero-gradient counts."""
+    for key in ("lr", "scheduled_lr", "lr_max", "weight", "weight_sum", "ckp1", "loss", "safe_division"):
+        if isinstance(record.get(key), list):
+            record[key] = record[key][0]
+    record["safe_division"] = bool(record["safe_division"])
+    scales = record.pop("change_scales", [])
+    changes = [norm * scale for norm, scale in zip(record.pop("change_norms", []), scales)]
+    grads = record.pop("grad_norms", [])
+    record["param_change_norm"] = math.sqrt(sum(c * c for c in changes))
+    zero_grad = [change for change, grad in zip(changes, grads) if grad == 0]
+    record["zero_grad_params"] = len(zero_grad)
+    record["zero_grad_moved"] = sum(1 for change in zero_grad if change != 0)
