@@ -150,3 +150,30 @@ def test_a_signal_that_ends_the_script_is_reported(tmp_path: Path) -> None:
     # SIGKILL leaves no time to send the last records: the report has those sent up to the last second.
     assert 1 <= data["steps_run"] <= 4 and len(trajectory(data)) == data["steps_run"]
     assert process.returncode == 1 and "ended by SIGKILL" in data["summary"]
+
+
+@pytest.mark.parametrize("script", ["compiled_step.py", "compiled_opt_step.py"])
+def test_torch_compile_of_the_train_step_or_of_opt_step_replays(script: str) -> None:  # R7
+    status, data, _ = replay_json(script, "--steps", "3")
+    assert data["script_error"] is None and data["stopped"] == "steps" and data["steps_run"] == 3
+    steps = trajectory(data)
+    assert [s["step"] for s in steps] == [1, 2, 3] and all(s["param_change_norm"] > 0 for s in steps)
+    assert status == 0
+
+
+def test_a_failure_of_sfdoctor_itself_is_not_blamed_on_the_script(tmp_path: Path) -> None:  # R7
+    script = tmp_path / "breaks_the_instrumentation.py"
+    script.write_text(
+        "import torch, schedulefree\n"
+        "model = torch.nn.Linear(2, 1)\n"
+        "optimizer = schedulefree.SGDScheduleFree(model.parameters(), lr=0.1)\n"
+        "optimizer.train()\n"
+        "torch._foreach_norm = None  # used by sfdoctor's instrumentation, not by this script\n"
+        "for _ in range(3):\n"
+        "    model(torch.ones(1, 2)).sum().backward()\n"
+        "    optimizer.step()\n"
+    )
+    process = sfdoctor(str(script))
+    assert process.returncode == 2
+    assert "internal error:" in process.stdout and "script error" not in process.stdout
+    assert "TypeError in sfdoctor's own instrumentation (a bug in sfdoctor, not in the script" in process.stderr

@@ -22,16 +22,13 @@ from typing import Any
 
 import torch
 
-import sfdoctor
-
 from .channel import Update, encode
-from .frames import is_user_file
+from .frames import is_sfdoctor_file, is_user_file
 from .instrument import Instrumentation, ReplayStop, note_moved
 from .record import GroupTrace, OptimizerTrace, Outcome, SchedulerTrace
 from .runner import run_script
 
 FLUSH_SECONDS = 1.0
-SFDOCTOR_FOLDER = os.path.dirname(sfdoctor.__file__) + os.sep
 
 
 def main(config_json: str) -> None:
@@ -58,7 +55,7 @@ def _on_terminate(signum: int, frame: FrameType | None) -> None:
     runs (recording a step, sending an update) it is ignored, so no record is left half done: the parent sends
     SIGTERM again shortly, then SIGKILL."""
     while frame is not None and not is_user_file(frame.f_code.co_filename):
-        if frame.f_code.co_filename.startswith(SFDOCTOR_FOLDER):
+        if is_sfdoctor_file(frame.f_code.co_filename):
             return
         frame = frame.f_back
     raise ReplayStop("terminated")

@@ -12,7 +12,7 @@ from ..findings import Finding, Location, Related, RuleInfo
 from ..lint.rules.sf113_zero_momentum import ZeroMomentum
 from ..lint.rules.sf405_wrapper_base_unsupported import WrapperBaseUnsupported
 from . import codes
-from .frames import Site, display_path, is_user_file
+from .frames import Site, display_path, is_sfdoctor_file, is_user_file
 from .record import Change, GroupTrace, OptimizerTrace
 from .session import UNGUARDED_RELEASES, ReplayResult
 
@@ -28,6 +28,7 @@ class Crash:
     rule: RuleInfo | None
     optimizer: OptimizerTrace | None
     site: Site | None  # the innermost frame of user code
+    internal: bool = False  # sfdoctor's own instrumentation raised: not the script's fault
 
 
 def diagnose(result: ReplayResult) -> tuple[list[Finding], Crash | None]:
@@ -141,7 +142,7 @@ def _change_findings(result: ReplayResult, trace: OptimizerTrace, group: GroupTr
         findings.append(_finding(
             rule, f"group {group.index} {label} changed between steps {_times(len(grouped))} by {who}: "
             f"{first.before} -> {first.after} before step {first.step}",
-            first.writer.site if first.writer and first.writer.site else None,
+            first.writer.site if first.writer else trace.step_sites[first.step - 1],
             trace, group.index, first.step, result, notes=(fix,),
         ))
     return findings
@@ -150,20 +151,18 @@ def _change_findings(result: ReplayResult, trace: OptimizerTrace, group: GroupTr
 def lr_cause(trace: OptimizerTrace, group: GroupTrace, step: int) -> tuple[str, Site | None]:
     """Why the group's lr had the value it had at `step`: the last write before it, or the constructor."""
     change = next((c for c in reversed(group.changes) if c.key == "lr" and c.step <= step), None)
-    if change is None or change.writer is None:
-        lr = group.initial_lr if change is None else change.after
+    if change is None:
         where = f" at {trace.created_at}" if trace.created_at else ""
-        return f"{trace.cls} was constructed with lr={lr} for this group{where}", trace.created_at
+        return f"{trace.cls} was constructed with lr={group.initial_lr} for this group{where}", trace.created_at
     writer = change.writer
+    if writer is None:
+        return (f"{_writer_text(change)} set lr from {change.before} to {change.after} before step {change.step}",
+                trace.step_sites[change.step - 1])
     text = f"{writer.describe()} set lr from {change.before} to {change.after}"
-    if writer.scheduler is not None and _scheduler_steps(writer.scheduler, trace) == 0:
+    optimizer, scheduler = writer.scheduler
+    if optimizer == trace.index and trace.schedulers[scheduler].steps == 0:
         text += " and was never stepped"
     return text, writer.site
-
-
-def _scheduler_steps(key: tuple[int, int], trace: OptimizerTrace) -> int | None:
-    optimizer, scheduler = key
-    return trace.schedulers[scheduler].steps if optimizer == trace.index else None
 
 
 def _lr_fix(cause: str) -> tuple[str, ...]:
@@ -184,7 +183,7 @@ def _upstream_effect(trace: OptimizerTrace, result: ReplayResult) -> str:
 
 
 def _writer_text(change: Change) -> str:
-    return change.writer.describe() if change.writer else "code outside the user's files"
+    return change.writer.describe() if change.writer else "code other than an LR scheduler"
 
 
 def _count(part: int, whole: int) -> str:
@@ -243,6 +242,9 @@ def name_crash(result: ReplayResult) -> Crash | None:
     raising = frames[-1] if frames else ("", 0, "")
     source = linecache.getline(raising[0], raising[1])
     optimizer = result.optimizers[error.optimizer] if error.optimizer is not None else None
+    if frames and is_sfdoctor_file(raising[0]):  # not when a function it wraps raised (that has frames of its own)
+        return Crash(f"{error.type} in sfdoctor's own instrumentation (a bug in sfdoctor, not in the script; "
+                     f"please report it): {error.message}", None, None, site, internal=True)
     if error.is_a("SystemExit"):
         return Crash(f"the script called sys.exit({outcome.exit_code!r})", None, None, site)
     if error.is_a("ZeroDivisionError") and "weight_sum" in source:

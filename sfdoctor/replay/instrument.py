@@ -2,6 +2,8 @@
 
 The real upstream `step()` always runs. Around it the instrumentation records each param group,
 applies the safe division (see `_lift`) and stops the script after the requested number of steps.
+The script's objects keep their types (param groups stay plain dicts, which torch.compile requires), and
+every hook and patch runs outside torch.compile's tracing (`torch.compiler.disable`).
 """
 
 from __future__ import annotations
@@ -20,12 +22,11 @@ from torch.optim.optimizer import (
     register_optimizer_step_pre_hook,
 )
 
-from .frames import is_user_file, user_site
+from .frames import user_site
 from .record import Change, Event, GroupTrace, OptimizerTrace, SchedulerTrace, Writer
 
 # What every ScheduleFree optimizer keeps in its param groups (vendored copies included).
 SCHEDULEFREE_GROUP_KEYS = ("weight_sum", "lr_max", "k")
-WATCHED_KEYS = ("lr", "betas", "momentum")
 # The smallest *normal* double: a subnormal lift such as 5e-324 would be flushed to 0 by
 # torch.set_flush_denormal(True), which also sets the CPU's flush-to-zero mode for Python floats.
 FLOAT_LIFT = sys.float_info.min
@@ -42,21 +43,6 @@ class ReplayStop(BaseException):
         self.reason = reason  # "steps", or why the replay's child process was told to stop
 
 
-_active: Instrumentation | None = None
-
-
-class TrackedGroup(dict):
-    """A param group that remembers who last assigned lr / betas / momentum (cheap: writes only)."""
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        if key in WATCHED_KEYS and _active is not None:
-            self.__dict__.setdefault("writers", {})[key] = _active.writer()
-        super().__setitem__(key, value)
-
-    def writer(self, key: str) -> Writer | None:
-        return self.__dict__.get("writers", {}).get(key)
-
-
 def is_schedulefree_group(group: dict) -> bool:
     return all(key in group for key in SCHEDULEFREE_GROUP_KEYS)
 
@@ -69,6 +55,12 @@ def sample(p: torch.Tensor) -> torch.Tensor:
     """Evenly spaced elements of a parameter: a view, so it sees the parameter's current values."""
     flat = p.detach().reshape(-1)
     return flat[:: max(1, flat.numel() // SAMPLE)]
+
+
+def differs(before: Any, after: Any) -> bool:
+    """A changed lr or beta1; tensors are not compared: that would synchronise with the device."""
+    tensors = isinstance(before, torch.Tensor) or isinstance(after, torch.Tensor)
+    return before is not after and not tensors and before != after
 
 
 def scalar_copy(value: Any) -> Any:
@@ -107,6 +99,8 @@ class Instrumentation:
         self._objects: list[Any] = []  # keeps traced objects alive so their ids stay unique
         self._wrapped_bases: dict[int, OptimizerTrace] = {}
         self._schedulers: dict[int, tuple[OptimizerTrace, SchedulerTrace]] = {}  # by id() of the scheduler
+        # The last scheduler that changed lr / beta1 of a group, and the value it left: (id(group), key) -> both.
+        self._writers: dict[tuple[int, str], tuple[Writer, Any]] = {}
         self._pending: dict[int, list[_PendingGroup]] = {}
         self._snapshots: dict[int, torch.Tensor] = {}
         self._last_loss: torch.Tensor | None = None
@@ -116,11 +110,9 @@ class Instrumentation:
     # -- installing -------------------------------------------------------------------------
 
     def install(self) -> None:
-        global _active
-        _active = self
         self._handles = [
-            register_optimizer_step_pre_hook(self._pre_step_hook),
-            register_optimizer_step_post_hook(self._post_step_hook),
+            register_optimizer_step_pre_hook(torch.compiler.disable(self._pre_step_hook)),
+            register_optimizer_step_post_hook(torch.compiler.disable(self._post_step_hook)),
         ]
         self._patch(Optimizer, "__init__", self._optimizer_init)
         self._patch(lr_scheduler.LRScheduler, "__init__", self._scheduler_init)
@@ -137,7 +129,6 @@ class Instrumentation:
                 self._patch_eval(wrapper_class)
 
     def uninstall(self) -> None:
-        global _active
         for handle in self._handles:
             handle.remove()
         for owner, name, original in reversed(self._patches):
@@ -151,11 +142,10 @@ class Instrumentation:
             for group in trace.groups:
                 note_moved(group)
                 group.initial = {}  # free the copies
-        _active = None
 
     def _patch(self, owner: type, name: str, make: Callable[[Any], Any]) -> None:
         self._patches.append((owner, name, owner.__dict__.get(name)))
-        setattr(owner, name, make(getattr(owner, name)))
+        setattr(owner, name, torch.compiler.disable(make(getattr(owner, name))))
 
     def _patch_eval(self, cls: type) -> None:
         if not any(owner is cls and name == "eval" for owner, name, _ in self._patches):
@@ -174,10 +164,7 @@ class Instrumentation:
         return trace
 
     def _track_groups(self, trace: OptimizerTrace, groups: list[dict]) -> None:
-        """Make every group a TrackedGroup (new groups come from add_param_group / load_state_dict)."""
-        for index, group in enumerate(groups):
-            if type(group) is not TrackedGroup:
-                groups[index] = TrackedGroup(group)
+        """A GroupTrace for every new group (they come from add_param_group / load_state_dict too)."""
         for group in groups[len(trace.groups):]:
             trace.groups.append(GroupTrace(
                 index=len(trace.groups),
@@ -221,6 +208,11 @@ class Instrumentation:
             self._patch_scheduler_step(type(scheduler))
             original(scheduler, optimizer, *args, **kwargs)
             trace.lr_after = [scalar_copy(group["lr"]) for group in optimizer.param_groups]
+            # Compared with the values the optimizer had, not at this call: a subclass's constructor body
+            # (OneCycleLR sets betas) runs before LRScheduler.__init__.
+            known = [(group.last_lr, group.last_beta) for group in owner.groups]
+            self._note_writes(optimizer.param_groups, known, Writer(
+                trace.created_at, trace.cls, trace.created_at, (owner.index, trace.index), in_constructor=True))
         return __init__
 
     def _patch_scheduler_step(self, cls: type) -> None:
@@ -229,29 +221,27 @@ class Instrumentation:
 
         def make(original: Callable) -> Callable:
             def step(scheduler: Any, *args: Any, **kwargs: Any) -> Any:
-                _, trace = self._schedulers.get(id(scheduler), (None, None))
+                owner, trace = self._schedulers.get(id(scheduler), (None, None))
                 # trace.lr_after is set once the constructor (which calls step() itself) returned.
-                if trace is not None and trace.lr_after:
-                    trace.steps += 1
-                    trace.last_step_at = user_site()
-                return original(scheduler, *args, **kwargs)
+                if trace is None or not trace.lr_after:
+                    return original(scheduler, *args, **kwargs)
+                trace.steps += 1
+                trace.last_step_at = site = user_site()
+                groups = scheduler.optimizer.param_groups
+                before = [(group["lr"], group_beta(group)) for group in groups]
+                result = original(scheduler, *args, **kwargs)
+                self._note_writes(groups, before, Writer(site, trace.cls, trace.created_at,
+                                                         (owner.index, trace.index)))
+                return result
             return step
         self._patch(cls, "step", make)
 
-    def writer(self) -> Writer:
-        """Called on a watched write: the user's line, and the scheduler on the stack if any."""
-        caller = sys._getframe(2)
-        frame = caller
-        while frame is not None and not is_user_file(frame.f_code.co_filename):
-            scheduler = frame.f_locals.get("self")
-            if isinstance(scheduler, lr_scheduler.LRScheduler):
-                owner, trace = self._schedulers.get(id(scheduler), (None, None))
-                # A subclass's constructor body (OneCycleLR sets betas) runs before LRScheduler.__init__.
-                in_constructor = trace is None or not trace.lr_after
-                return Writer(user_site(caller), type(scheduler).__name__, trace and trace.created_at,
-                              trace and (owner.index, trace.index), in_constructor)
-            frame = frame.f_back
-        return Writer(user_site(caller))
+    def _note_writes(self, groups: list[dict], before: list[tuple[Any, Any]], writer: Writer) -> None:
+        """Remember `writer` as the author of every lr / beta1 that differs from `before` (a scheduler's call)."""
+        for group, (lr, beta) in zip(groups, before):
+            for key, old, new in (("lr", lr, group["lr"]), ("beta1", beta, group_beta(group))):
+                if differs(old, new):
+                    self._writers[(id(group), key)] = (writer, new)
 
     # -- steps --------------------------------------------------------------------------------
 
@@ -325,12 +315,12 @@ class Instrumentation:
             ))
         self._pending[trace.index] = pending
 
-    @staticmethod
-    def _note_change(trace: GroupTrace, group: dict, step: int, key: str, value: Any, last: Any) -> None:
-        if value is last or isinstance(value, torch.Tensor) or value == last:
-            return  # tensors are not compared: that would synchronise with the device every step
-        written_key = key if key == "lr" else "betas" if "betas" in group else "momentum"
-        trace.changes.append(Change(step, key, last, value, group.writer(written_key)))
+    def _note_change(self, trace: GroupTrace, group: dict, step: int, key: str, value: Any, last: Any) -> None:
+        if not differs(last, value):
+            return
+        writer, written = self._writers.get((id(group), key), (None, None))
+        # Code other than a scheduler changed it if the value is not the one the last scheduler left.
+        trace.changes.append(Change(step, key, last, value, writer if not differs(written, value) else None))
 
     @staticmethod
     def _lift(group: dict) -> Any:

@@ -36,21 +36,19 @@ class SchedulerTrace:
 
 @dataclass(frozen=True)
 class Writer:
-    """Who last assigned lr / betas / momentum of a group: user code or a scheduler."""
+    """The LR scheduler that last changed lr / beta1 of a group: its constructor or its step()."""
 
-    site: Site | None
-    scheduler_cls: str | None = None
-    scheduler_created_at: Site | None = None
-    scheduler: tuple[int, int] | None = None  # (optimizer index, scheduler index): the scheduler's SchedulerTrace
+    site: Site | None  # the user's line that called it
+    scheduler_cls: str
+    scheduler_created_at: Site | None
+    scheduler: tuple[int, int]  # (optimizer index, scheduler index): the scheduler's SchedulerTrace
     in_constructor: bool = False
 
     def describe(self) -> str:
-        if self.scheduler_cls is None:
-            return f"user code at {self.site}" if self.site else "code outside the user's files"
         if self.in_constructor:
             return f"{self.scheduler_cls} constructed at {self.site}"
-        created = f" ({self.scheduler_cls} constructed at {self.scheduler_created_at})" if self.scheduler else ""
-        return f"{self.scheduler_cls}.step() at {self.site}{created}"
+        return f"{self.scheduler_cls}.step() at {self.site} ({self.scheduler_cls} constructed at " \
+               f"{self.scheduler_created_at})"
 
 
 @dataclass(frozen=True)
@@ -61,7 +59,7 @@ class Change:
     key: str  # "lr" or "beta1"
     before: Any
     after: Any
-    writer: Writer | None
+    writer: Writer | None  # None: code other than an LR scheduler (the user's own, a library's)
 
 
 @dataclass

@@ -97,6 +97,8 @@ def verdict(result: ReplayResult, findings: list[Finding], crash: Crash | None) 
         return 128 + signal.Signals[outcome.received_signal], (
             f"sfdoctor replay was interrupted by {outcome.received_signal}: this report covers the "
             f"{plural(result.steps_run, 'step')} replayed before it.")
+    if crash is not None and crash.internal:
+        return 2, f"internal error: {crash.description}"
     if result.steps_run == 0 and crash is None:  # nothing was checked: that must not pass a CI job
         script = display_path(str(result.script))
         return 2, (f"--timeout ({result.timeout:g}s) stopped {script} before its first ScheduleFree optimizer step, "
@@ -115,7 +117,8 @@ def verdict(result: ReplayResult, findings: list[Finding], crash: Crash | None) 
 
 
 def print_report(result: ReplayResult, findings: list[Finding], crash: Crash | None, console: Console) -> None:
-    console.print(f"[bold]sfdoctor replay[/] {escape(display_path(str(result.script)))}: {escape(_ending(result))} "
+    console.print(f"[bold]sfdoctor replay[/] {escape(display_path(str(result.script)))}: "
+                  f"{escape(_ending(result, crash))} "
                   f"[dim]({result.seconds:.1f}s; torch {result.versions['torch']}, "
                   f"schedulefree {result.versions['schedulefree']})[/]")
     for warning in result.warnings:
@@ -134,14 +137,15 @@ def print_report(result: ReplayResult, findings: list[Finding], crash: Crash | N
                 console.print(_group_table(group))
                 console.print(_sparklines(group))
     if crash is not None:
-        console.print(f"\n[bold red]script error:[/] {escape(crash.description)}")
+        label = "internal error" if crash.internal else "script error"
+        console.print(f"\n[bold red]{label}:[/] {escape(crash.description)}")
         for filename, row, function in (result.outcome.error.frames[-4:] if result.outcome.error else []):
             console.print(f"  [dim]{escape(display_path(filename))}:{row} in {escape(function)}[/]")
     console.print()
     print_full(findings, console)
 
 
-def _ending(result: ReplayResult) -> str:
+def _ending(result: ReplayResult, crash: Crash | None) -> str:
     """How the run ended, for the report's first line."""
     outcome, steps = result.outcome, plural(result.steps_run, "step")
     if outcome.stop_reason == "steps":
@@ -150,6 +154,8 @@ def _ending(result: ReplayResult) -> str:
         ending = f"stopped by --timeout ({result.timeout:g}s) after {steps}"
     elif outcome.stop_reason == "killed":
         ending = f"stopped after {steps} because sfdoctor received {outcome.received_signal}"
+    elif crash is not None and crash.internal:
+        ending = f"sfdoctor's instrumentation failed after {steps}"
     elif outcome.end == "crash":
         ending = f"the script crashed after {steps}"
     elif outcome.end == "signal":
