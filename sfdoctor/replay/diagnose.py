@@ -230,6 +230,10 @@ def name_crash(result: ReplayResult) -> Crash | None:
     """Why the script failed, if it did: its exception, a failing exit status, or the signal that ended it."""
     outcome = result.outcome
     error = outcome.error
+    if not outcome.started and outcome.stop_reason is None:
+        how = outcome.signal or f"status {outcome.exit_code}"
+        return Crash(f"the replay's child process ended ({how}) before the script started; its error is above",
+                     None, None, None, internal=True)
     if error is None:
         if outcome.end == "signal":
             return Crash(f"the script's process was ended by {outcome.signal}", None, None, None)

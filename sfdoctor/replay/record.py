@@ -127,3 +127,4 @@ class Outcome:
     signal: str | None = None  # end "signal": the signal that ended the script's process
     force_killed: bool = False  # the script did not end after the stop and its processes were killed
     received_signal: str | None = None  # stop_reason "killed": the signal sfdoctor itself received
+    started: bool = True  # False: the child process ended before the script started (sfdoctor's failure)

@@ -14,7 +14,6 @@ from .record import OptimizerTrace, Outcome, ScriptError
 
 def run_script(path: Path, args: list[str], optimizers: Iterable[OptimizerTrace]) -> Outcome:
     """`optimizers` (the traces, filled while the script runs) name the optimizer whose method raised."""
-    code = compile(path.read_bytes(), str(path), "exec")
     module = types.ModuleType("__main__")
     module.__file__ = str(path)
     module.__builtins__ = __builtins__  # type: ignore[attr-defined]
@@ -22,13 +21,13 @@ def run_script(path: Path, args: list[str], optimizers: Iterable[OptimizerTrace]
     sys.path[0] = str(path.parent)  # as the interpreter sets it: `import helpers` of a sibling module works
     sys.modules["__main__"] = module
     try:
-        exec(code, module.__dict__)  # noqa: S102 - running the user's script is the point
+        exec(compile(path.read_bytes(), str(path), "exec"), module.__dict__)  # noqa: S102 - running it is the point
     except ReplayStop as stop:
         return Outcome(stop_reason=stop.reason, end="stopped")
     except SystemExit as exit_:
-        code = exit_.code if exit_.code is not None else 0
-        error = script_error(exit_, optimizers) if code != 0 else None
-        return Outcome(end="exit", exit_code=code, error=error)
+        exit_code = exit_.code if exit_.code is not None else 0
+        error = script_error(exit_, optimizers) if exit_code != 0 else None
+        return Outcome(end="exit", exit_code=exit_code, error=error)
     except BaseException as error:  # noqa: BLE001 - the script's own crash, Ctrl-C included: report it
         return Outcome(end="crash", error=script_error(error, optimizers))
     return Outcome(end="exit")

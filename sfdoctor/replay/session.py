@@ -111,6 +111,7 @@ class Supervisor:
         self.steps = 0
         self.stop_reason: str | None = None
         self.child_outcome: Outcome | None = None
+        self.started = False  # the child sends its first update when the script starts
         self.deadline: float | None = None  # --timeout counts from the script's start, not the interpreter's
         self.end_by: float | None = None  # when the child is told to end (SIGTERM) unless it ended before
         self.last_term = -1.0
@@ -176,8 +177,9 @@ class Supervisor:
                 known.changes += group.changes
                 known.moved = group.moved
         self.steps = update.steps
-        if self.deadline is None and self.timeout:  # the first update: the script starts
-            self.deadline = time.monotonic() + self.timeout
+        if not self.started:  # the first update: the script starts, and so does --timeout's clock
+            self.started = True
+            self.deadline = time.monotonic() + self.timeout if self.timeout else None
         if update.stop_reason and not self.stop_reason:
             self.stop_reason = update.stop_reason
             self.end_by = time.monotonic() + STOP_GRACE
@@ -206,16 +208,24 @@ class Supervisor:
         outcome = self.child_outcome
         if outcome is None:  # no last update: a signal ended the child, or an exit that skipped Python's shutdown
             outcome = Outcome(end="exit", exit_code=returncode) if returncode >= 0 else Outcome(
-                end="signal", signal=signal.Signals(-returncode).name)
+                end="signal", signal=_signal_name(-returncode))
             if self.stop_reason and (self.force_killed or returncode == -signal.SIGTERM):
                 outcome.end = "stopped"  # by our own signals
         elif outcome.stop_reason == "terminated" and self.stop_reason is None:
             outcome.end, outcome.signal = "signal", "SIGTERM"  # sent to the script's process by someone else
         outcome.stop_reason = self.stop_reason
         outcome.force_killed = self.force_killed
+        outcome.started = self.started
         if self.received:
-            outcome.received_signal = signal.Signals(self.received[0]).name
+            outcome.received_signal = _signal_name(self.received[0])
         return outcome
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:  # a real-time signal
+        return f"signal {signum}"
 
 
 def _signal(pid: int, signum: int) -> None:
