@@ -149,3 +149,25 @@ def test_python_dash_m_subprocess(tmp_path: Path) -> None:
     assert process.returncode == 0, process.stderr
     assert json.loads(process.stdout)["steps_run"] == 3
     assert "after the loop" not in process.stderr and marker.read_text() == "finally ran after 2 steps\n"
+
+
+def test_lr_written_by_the_script_itself(tmp_path: Path) -> None:
+    script = tmp_path / "manual_warmup.py"
+    script.write_text(
+        "import torch, schedulefree\n"
+        "model = torch.nn.Linear(3, 1)\n"
+        "optimizer = schedulefree.SGDScheduleFree(model.parameters(), lr=0.1)\n"
+        "optimizer.train()\n"
+        "for step in range(4):\n"
+        "    for group in optimizer.param_groups:\n"
+        "        group['lr'] = 0.1 * step / 3  # a hand-written warm-up\n"
+        "    optimizer.zero_grad()\n"
+        "    model(torch.ones(4, 3)).sum().backward()\n"
+        "    optimizer.step()\n"
+    )
+    data = json.loads(invoke(str(script), "--output-format", "json").stdout)
+    found = {f["code"]: f for f in data["findings"]}
+    assert "code other than an LR scheduler set lr from 0.1 to 0.0 before step 1" in found["SF501"]["message"]
+    changed = found["SF504"]
+    assert "changed between steps 3 times by code other than an LR scheduler" in changed["message"]
+    assert changed["location"]["row"] == 10 and changed["step"] == 2  # the step() before which it was seen
