@@ -1,5 +1,8 @@
 """Overhead of the replay instrumentation: the same training loop with and without it.
 
+With it, records are sent as the replay's child process sends them (here to /dev/null): device values read back
+and pickled about once a second.
+
 A ~10M-parameter MLP, 200 AdamWScheduleFree steps per run, runs alternated, medians compared.
 Usage: python bench/replay_overhead.py [--runs 5] [--steps 200] [--batch 256] [--threads N] [--device cpu]
 The ratio is the median of per-pair ratios: each pair runs back to back, so load drift cancels.
@@ -8,6 +11,7 @@ The ratio is the median of per-pair ratios: each pair runs back to back, so load
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from itertools import pairwise
@@ -15,6 +19,7 @@ from itertools import pairwise
 import schedulefree
 import torch
 
+from sfdoctor.replay.child import Stream
 from sfdoctor.replay.instrument import Instrumentation
 
 
@@ -46,11 +51,13 @@ def train(steps: int, batch: int, device: str) -> float:
 
 def instrumented(steps: int, batch: int, device: str) -> float:
     instrumentation = Instrumentation(max_steps=steps + 1)
-    instrumentation.install()
-    try:
-        return train(steps, batch, device)
-    finally:
-        instrumentation.uninstall()
+    with open(os.devnull, "wb") as devnull:
+        instrumentation.on_step = Stream(devnull.fileno(), instrumentation).after_step
+        instrumentation.install()
+        try:
+            return train(steps, batch, device)
+        finally:
+            instrumentation.uninstall()
 
 
 def main() -> None:
