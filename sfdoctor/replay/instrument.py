@@ -460,4 +460,7 @@ class Instrumentation:
 
 def note_moved(group: GroupTrace) -> None:
     """Whether a parameter of the group differs from its copy taken at its first step (once it did, it moved)."""
-    group.moved = group.moved or any(not torch.equal(p, initial) for p, initial in group.initial.values())
+    if group.moved or not group.initial:
+        return
+    changed = [torch.ne(p, initial).any() for p, initial in group.initial.values()]
+    group.moved = bool(torch.stack([flag.to(changed[0].device) for flag in changed]).any())  # one read-back

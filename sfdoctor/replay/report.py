@@ -162,7 +162,7 @@ def _ending(result: ReplayResult, crash: Crash | None) -> str:
         ending = f"the script's process was ended by {outcome.signal} after {steps}"
     else:
         ending = f"the script ended by itself after {steps}" + (
-            f" (exit status {outcome.exit_code})" if outcome.exit_code is not None else "")
+            f" with exit status {outcome.exit_code}" if outcome.exit_code is not None else "")
     if outcome.force_killed:
         ending += "; it did not end when told to and its processes were killed (SIGKILL)"
     return ending
