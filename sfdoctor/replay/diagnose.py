@@ -266,7 +266,7 @@ def name_crash(result: ReplayResult) -> Crash | None:
                      optimizer, site)
     if raising[0].endswith(os.path.join("optim", "lr_scheduler.py")):
         return Crash(f"{error.type} raised by torch's LR scheduler: {error.message}", None, optimizer, site)
-    return Crash(f"{error.type}: {error.message}", None, optimizer, site)
+    return Crash(f"{error.type}: {error.message}" if error.message else error.type, None, optimizer, site)
 
 
 def _crash_finding(crash: Crash, result: ReplayResult) -> Finding:
