@@ -140,16 +140,16 @@ def test_a_signal_that_ends_the_script_is_reported(tmp_path: Path) -> None:
         "optimizer = schedulefree.SGDScheduleFree(model.parameters(), lr=0.1)\n"
         "optimizer.train()\n"
         "for step in range(4):\n"
-        "    time.sleep(1.5 if step == 2 else 0)  # so that the child sends its records at step 3\n"
         "    model(torch.ones(1, 2)).sum().backward()\n"
         "    optimizer.step()\n"
+        "time.sleep(1.5)  # evaluating, say: the child sends the records about every second meanwhile\n"
         "os.kill(os.getpid(), signal.SIGKILL)  # like the kernel's OOM killer\n"
     )
     process = sfdoctor(str(script), "--output-format", "json")
     data = json.loads(process.stdout)
     assert data["end"] == "signal" and data["signal"] == "SIGKILL" and data["stopped"] is None
-    # SIGKILL leaves no time to send the last records: the report has those sent about every second.
-    assert data["steps_run"] in (3, 4) and len(trajectory(data)) == data["steps_run"]
+    # SIGKILL leaves no time to send records: the report has what was sent up to a second before it.
+    assert data["steps_run"] == 4 and len(trajectory(data)) == 4
     assert process.returncode == 1 and "ended by SIGKILL" in data["summary"]
 
 
@@ -178,3 +178,24 @@ def test_a_failure_of_sfdoctor_itself_is_not_blamed_on_the_script(tmp_path: Path
     assert process.returncode == 2
     assert "internal error:" in process.stdout and "script error" not in process.stdout
     assert "TypeError in sfdoctor's own instrumentation (a bug in sfdoctor, not in the script" in process.stderr
+
+
+def test_a_script_that_ignores_sigterm_is_killed_at_the_timeout(tmp_path: Path) -> None:
+    script = tmp_path / "ignores_sigterm.py"
+    script.write_text(
+        "import signal, time, torch, schedulefree\n"
+        "model = torch.nn.Linear(2, 1)\n"
+        "optimizer = schedulefree.SGDScheduleFree(model.parameters(), lr=0.1)\n"
+        "optimizer.train()\n"
+        "for _ in range(3):\n"
+        "    model(torch.ones(1, 2)).sum().backward()\n"
+        "    optimizer.step()\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "while True:\n"
+        "    time.sleep(0.1)\n"
+    )
+    process = sfdoctor(str(script), "--timeout", "2", "--output-format", "json")
+    data = json.loads(process.stdout)
+    assert data["stopped"] == "timeout" and data["force_killed"] and data["signal"] == "SIGKILL"
+    assert data["end"] == "stopped" and data["steps_run"] == 3 and len(trajectory(data)) == 3
+    assert process.returncode == 0

@@ -1,8 +1,9 @@
 """The replay's child process: runs the user's script instrumented and streams what it records to sfdoctor.
 
 Started by `session.replay_script` as a fresh interpreter (`main` gets a JSON configuration). The parent owns
-the clock, stdout and the report; this side records, sends an `Update` about every second (reading device
-values back once per update, never per step), at the stop, at `os._exit()` and at the end.
+the clock, stdout and the report; this side records, and sends an `Update` from a background thread about every
+second (reading device values back once per update, never per step: so a script stuck after its last steps, or
+killed, still leaves them), at the stop, at `os._exit()` and at the end.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -35,12 +37,12 @@ def main(config_json: str) -> None:
     config = json.loads(config_json)
     os.set_inheritable(config["fd"], False)  # the script's subprocesses do not get the pipe (its forks do)
     instrumentation = Instrumentation(config["steps"])
-    stream = Stream(config["fd"], instrumentation)
+    stream = Stream(config["fd"], instrumentation, os._exit)
     instrumentation.on_step = stream.after_step
     signal.signal(signal.SIGTERM, _on_terminate)
-    os._exit = stream.reporting_exit(os._exit)
+    os._exit = stream.reporting_exit
     instrumentation.install()
-    stream.send()  # the script starts now: so does --timeout's clock
+    stream.start()  # the script starts now: so does --timeout's clock
     try:
         outcome = run_script(Path(config["script"]), config["args"], instrumentation.optimizers)
     finally:
@@ -62,37 +64,53 @@ def _on_terminate(signum: int, frame: FrameType | None) -> None:
 
 
 class Stream:
-    def __init__(self, fd: int, instrumentation: Instrumentation) -> None:
+    def __init__(self, fd: int, instrumentation: Instrumentation, real_exit: Callable[[int], None]) -> None:
         self.fd = fd
         self.instrumentation = instrumentation
+        self.real_exit = real_exit
         self.pid = os.getpid()
-        self.lock = threading.Lock()  # threads that step send in turn
-        self.last_sent = -math.inf
+        self.lock = threading.Lock()  # one sender at a time
+        self.ended = False  # the last update (with the outcome) was sent
+        # A fork() waits for a send to finish: the fork must not inherit torch's locks held by the sender thread.
+        os.register_at_fork(before=self.lock.acquire, after_in_parent=self.lock.release,
+                            after_in_child=self.lock.release)
 
-    def after_step(self, steps: int) -> None:
-        stopping = self.instrumentation.stop_reason is not None
-        if stopping or time.monotonic() - self.last_sent >= FLUSH_SECONDS:
+    def start(self) -> None:
+        self.send()
+        threading.Thread(target=self._send_every_second, name="sfdoctor-replay-sender", daemon=True).start()
+
+    def _send_every_second(self) -> None:
+        while not self.ended:
+            time.sleep(FLUSH_SECONDS)
             self.send()
-        if stopping and threading.current_thread() is not threading.main_thread():
+
+    def after_step(self, _steps: int) -> None:
+        if self.instrumentation.stop_reason is None:
+            return
+        self.send()  # at once: the parent times the script's end from the stop
+        if threading.current_thread() is not threading.main_thread():
             # The stop ends only this (stepping) thread: stop the main thread too, which may wait for it forever.
             _thread.interrupt_main(signal.SIGTERM)
 
-    def reporting_exit(self, real_exit: Any) -> Any:
-        def _exit(status: int) -> None:
-            self.send(Outcome(stop_reason=self.instrumentation.stop_reason, end="exit", exit_code=status))
-            real_exit(status)
-        return _exit
+    def reporting_exit(self, status: int) -> None:
+        self.send(Outcome(stop_reason=self.instrumentation.stop_reason, end="exit", exit_code=status))
+        self.real_exit(status)
 
     def send(self, outcome: Outcome | None = None) -> None:
         if os.getpid() != self.pid:
             return  # a fork() of the script: only the replay's child process itself reports
         with self.lock:
+            if self.ended:
+                return
+            self.ended = outcome is not None
             update = Update([_take_new(trace) for trace in self.instrumentation.optimizers],
                             self.instrumentation.steps, self.instrumentation.stop_reason, outcome)
             data = memoryview(encode(update))
-            while data:
-                data = data[os.write(self.fd, data):]
-            self.last_sent = time.monotonic()
+            try:
+                while data:
+                    data = data[os.write(self.fd, data):]
+            except BrokenPipeError:
+                self.real_exit(1)  # sfdoctor is gone: nobody is left to report to
 
 
 def _take_new(trace: OptimizerTrace) -> OptimizerTrace:
@@ -115,8 +133,11 @@ def _take_group(group: GroupTrace) -> GroupTrace:
 
 
 def _take(owner: Any, name: str) -> list:
-    taken = getattr(owner, name)
-    setattr(owner, name, [])
+    """The items of a list the script's threads may be appending to: a copy and a `del`, each atomic."""
+    items = getattr(owner, name)
+    count = len(items)
+    taken = items[:count]
+    del items[:count]
     return taken
 
 

@@ -462,5 +462,6 @@ def note_moved(group: GroupTrace) -> None:
     """Whether a parameter of the group differs from its copy taken at its first step (once it did, it moved)."""
     if group.moved or not group.initial:
         return
-    changed = [torch.ne(p, initial).any() for p, initial in group.initial.values()]
+    pairs = list(group.initial.values())  # copied at once: the script's steps may add to it meanwhile
+    changed = [torch.ne(p, initial).any() for p, initial in pairs]
     group.moved = bool(torch.stack([flag.to(changed[0].device) for flag in changed]).any())  # one read-back
