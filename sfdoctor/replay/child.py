@@ -8,7 +8,6 @@ killed, still leaves them), at the stop, at `os._exit()` and at the end.
 
 from __future__ import annotations
 
-import _thread
 import dataclasses
 import json
 import math
@@ -89,8 +88,9 @@ class Stream:
             return
         self.send()  # at once: the parent times the script's end from the stop
         if threading.current_thread() is not threading.main_thread():
-            # The stop ends only this (stepping) thread: stop the main thread too, which may wait for it forever.
-            _thread.interrupt_main(signal.SIGTERM)
+            # The stop ends only this (stepping) thread: stop the main thread too, which may wait for it forever
+            # (a real signal: it also wakes a main thread blocked in a lock, as queue.get() is).
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
 
     def reporting_exit(self, status: int) -> None:
         self.send(Outcome(stop_reason=self.instrumentation.stop_reason, end="exit", exit_code=status))
