@@ -1,4 +1,4 @@
-"""Replay on CUDA: device tensors are read back once at the end, and --device cpu hides the GPU."""
+"""Replay on CUDA: device tensors are read back about once a second, not per step, and --device cpu hides the GPU."""
 
 from __future__ import annotations
 
