@@ -21,6 +21,7 @@ import torch
 
 from sfdoctor.replay.child import Stream
 from sfdoctor.replay.instrument import Instrumentation
+from sfdoctor.replay.record import Outcome
 
 
 def make_model(device: str) -> torch.nn.Module:
@@ -52,12 +53,15 @@ def train(steps: int, batch: int, device: str) -> float:
 def instrumented(steps: int, batch: int, device: str) -> float:
     instrumentation = Instrumentation(max_steps=steps + 1)
     with open(os.devnull, "wb") as devnull:
-        instrumentation.on_step = Stream(devnull.fileno(), instrumentation).after_step
+        stream = Stream(devnull.fileno(), instrumentation, os._exit)
+        instrumentation.on_step = stream.after_step
         instrumentation.install()
+        stream.start()
         try:
             return train(steps, batch, device)
         finally:
             instrumentation.uninstall()
+            stream.send(Outcome())  # the last update, which ends the sender thread
 
 
 def main() -> None:
