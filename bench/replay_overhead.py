@@ -1,5 +1,8 @@
 """Overhead of the replay instrumentation: the same training loop with and without it.
 
+With it, records are sent as the replay's child process sends them (here to /dev/null): device values read back
+and pickled about once a second.
+
 A ~10M-parameter MLP, 200 AdamWScheduleFree steps per run, runs alternated, medians compared.
 Usage: python bench/replay_overhead.py [--runs 5] [--steps 200] [--batch 256] [--threads N] [--device cpu]
                                       [--clock wall|cpu]
@@ -10,6 +13,7 @@ machine shared with other work, `--clock cpu --threads 1` times the process's ow
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -19,7 +23,9 @@ from itertools import pairwise
 import schedulefree
 import torch
 
+from sfdoctor.replay.child import Stream
 from sfdoctor.replay.instrument import Instrumentation
+from sfdoctor.replay.record import Outcome
 
 
 def make_model(device: str) -> torch.nn.Module:
@@ -53,11 +59,16 @@ def train(steps: int, batch: int, device: str, clock: Callable[[], float] = time
 
 def instrumented(steps: int, batch: int, device: str, clock: Callable[[], float]) -> float:
     instrumentation = Instrumentation(max_steps=steps + 1)
-    instrumentation.install()
-    try:
-        return train(steps, batch, device, clock)
-    finally:
-        instrumentation.uninstall()
+    with open(os.devnull, "wb") as devnull:
+        stream = Stream(devnull.fileno(), instrumentation, os._exit)
+        instrumentation.on_step = stream.after_step
+        instrumentation.install()
+        stream.start()
+        try:
+            return train(steps, batch, device, clock)
+        finally:
+            instrumentation.uninstall()
+            stream.send(Outcome())  # the last update, which ends the sender thread
 
 
 def main(candidate: Callable[[int, int, str, Callable[[], float]], float] = instrumented, label: str = "instrumented",

@@ -89,12 +89,12 @@ def test_timeout_stops_a_hanging_script_with_a_report(tmp_path: Path) -> None:
     assert result.exit_code == 0
 
 
-def test_device_cpu_hides_gpus_during_the_run_only(tmp_path: Path, monkeypatch) -> None:
+def test_device_cpu_hides_gpus_from_the_script_only(tmp_path: Path, monkeypatch, capfd) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     script = tmp_path / "env.py"
     script.write_text("import os, sys\nprint(repr(os.environ['CUDA_VISIBLE_DEVICES']), file=sys.stderr)\n")
-    result = invoke(str(script), "--device", "cpu", "--output-format", "json")
-    assert "''" in result.stderr and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+    invoke(str(script), "--device", "cpu", "--output-format", "json")
+    assert "''" in capfd.readouterr().err and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
 
 
 def test_non_finite_average_and_negative_lr(tmp_path: Path) -> None:
@@ -149,3 +149,25 @@ def test_python_dash_m_subprocess(tmp_path: Path) -> None:
     assert process.returncode == 0, process.stderr
     assert json.loads(process.stdout)["steps_run"] == 3
     assert "after the loop" not in process.stderr and marker.read_text() == "finally ran after 2 steps\n"
+
+
+def test_lr_written_by_the_script_itself(tmp_path: Path) -> None:
+    script = tmp_path / "manual_warmup.py"
+    script.write_text(
+        "import torch, schedulefree\n"
+        "model = torch.nn.Linear(3, 1)\n"
+        "optimizer = schedulefree.SGDScheduleFree(model.parameters(), lr=0.1)\n"
+        "optimizer.train()\n"
+        "for step in range(4):\n"
+        "    for group in optimizer.param_groups:\n"
+        "        group['lr'] = 0.1 * step / 3  # a hand-written warm-up\n"
+        "    optimizer.zero_grad()\n"
+        "    model(torch.ones(4, 3)).sum().backward()\n"
+        "    optimizer.step()\n"
+    )
+    data = json.loads(invoke(str(script), "--output-format", "json").stdout)
+    found = {f["code"]: f for f in data["findings"]}
+    assert "code other than an LR scheduler set lr from 0.1 to 0.0 before step 1" in found["SF501"]["message"]
+    changed = found["SF504"]
+    assert "changed between steps 3 times by code other than an LR scheduler" in changed["message"]
+    assert changed["location"]["row"] == 10 and changed["step"] == 2  # the step() before which it was seen

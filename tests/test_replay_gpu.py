@@ -1,4 +1,4 @@
-"""Replay on CUDA: device tensors are read back once at the end, and --device cpu hides the GPU."""
+"""Replay on CUDA: device values are read back about once a second (never per step); --device cpu hides the GPU."""
 
 from __future__ import annotations
 

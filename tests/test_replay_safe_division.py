@@ -6,8 +6,8 @@ import pytest
 import schedulefree
 import torch
 
+from sfdoctor.replay.child import materialize
 from sfdoctor.replay.instrument import Instrumentation, ReplayStop
-from sfdoctor.replay.session import materialize
 
 STEPS = 12
 LR = [0.0, 0.0, 0.0] + [0.02] * (STEPS - 3)  # lr 0 on the first steps: weight_sum is 0 there
@@ -135,8 +135,7 @@ def test_change_norm_is_exact_for_small_tensors_and_sampled_for_large_ones() -> 
             exact.append(torch.sqrt(sum((p - b).square().sum() for p, b in zip(layer.parameters(), before))))
     finally:
         instrumentation.uninstall()
-    for trace in instrumentation.optimizers:
-        materialize(trace)
+    materialize([record for trace in instrumentation.optimizers for record in trace.groups[0].steps])
     small_norm, large_norm = (trace.groups[0].steps[0]["param_change_norm"] for trace in instrumentation.optimizers)
     assert small_norm == pytest.approx(exact[0].item(), rel=1e-5)
     assert large_norm == pytest.approx(exact[1].item(), rel=0.1)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
-from contextlib import nullcontext, redirect_stdout
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -12,7 +13,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..config import ConfigError, load_config
 from ..output import make_console
-from .frames import display_path
 
 DEFAULT_STEPS = 50
 
@@ -37,39 +37,34 @@ def replay(script: Path | None, script_args: tuple[str, ...], steps: int | None,
     its args and steps come from [tool.sfdoctor.replay] in the nearest pyproject.toml.
     """
     script, args, steps = _resolve(script, list(script_args), steps)
-    try:
-        from .diagnose import diagnose
-        from .report import document, print_report, write_outputs
-        from .session import replay_script
-    except ImportError as error:
-        raise click.ClickException(f"replay needs torch ({error}): pip install 'sfdoctor[replay]'") from None
+    if importlib.util.find_spec("torch") is None:
+        raise click.ClickException("replay needs torch: pip install 'sfdoctor[replay]'")
+    out = out.resolve() if out is not None else None  # before the script can chdir (it runs elsewhere, too)
+    from .diagnose import diagnose
+    from .report import document, print_report, verdict, write_outputs
+    from .session import replay_script
 
-    console = make_console(sys.stdout)
     as_json = output_format == "json"
     progress = _progress(steps, enabled=not as_json and sys.stderr.isatty())
-    # With json, stdout carries only the JSON object: the script's prints go to stderr.
-    with progress or nullcontext(), redirect_stdout(sys.stderr) if as_json else nullcontext():
+    with progress or nullcontext():
         task = progress.add_task("replay", total=steps) if progress else None
         result = replay_script(script, args, steps, device, timeout,
                                on_step=(lambda done: progress.update(task, completed=done)) if progress else None)
     findings, crash = diagnose(result)
     data = document(result, findings, crash)
+    status, summary = verdict(result, findings, crash)
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
+        console = make_console(sys.stdout)
         print_report(result, findings, crash, console)
+        if status != 2:
+            console.print(summary)
     if out is not None:
         write_outputs(out, {**data, "command": ["sfdoctor", "replay", *sys.argv[2:]]}, make_console(sys.stderr))
-    if data["steps_run"] == 0 and not result.outcome.crashed:
-        # nothing was checked: "No problems found" alone would pass a CI job that tested nothing
-        click.echo(
-            f"sfdoctor replay: error: {display_path(script)} ended without a single ScheduleFree optimizer step, so "
-            "nothing was replayed (does it need arguments after --, or build its optimizer elsewhere?)",
-            err=True,
-        )
-        sys.exit(2)
-    failed = result.outcome.crashed or any(f.severity == "error" for f in findings)
-    sys.exit(1 if failed else 0)
+    if status == 2:
+        click.echo(f"sfdoctor replay: error: {summary}", err=True)
+    sys.exit(status)
 
 
 def _resolve(script: Path | None, args: list[str], steps: int | None) -> tuple[Path, list[str], int]:

@@ -12,7 +12,7 @@ from ..findings import Finding, Location, Related, RuleInfo
 from ..lint.rules.sf113_zero_momentum import ZeroMomentum
 from ..lint.rules.sf405_wrapper_base_unsupported import WrapperBaseUnsupported
 from . import codes
-from .frames import Site, display_path, is_user_file, traceback_frames
+from .frames import Site, display_path, is_sfdoctor_file, is_user_file
 from .record import Change, GroupTrace, OptimizerTrace
 from .session import UNGUARDED_RELEASES, ReplayResult
 
@@ -28,6 +28,7 @@ class Crash:
     rule: RuleInfo | None
     optimizer: OptimizerTrace | None
     site: Site | None  # the innermost frame of user code
+    internal: bool = False  # sfdoctor's own instrumentation raised: not the script's fault
 
 
 def diagnose(result: ReplayResult) -> tuple[list[Finding], Crash | None]:
@@ -141,7 +142,7 @@ def _change_findings(result: ReplayResult, trace: OptimizerTrace, group: GroupTr
         findings.append(_finding(
             rule, f"group {group.index} {label} changed between steps {_times(len(grouped))} by {who}: "
             f"{first.before} -> {first.after} before step {first.step}",
-            first.writer.site if first.writer and first.writer.site else None,
+            first.writer.site if first.writer else trace.step_sites[first.step - 1],
             trace, group.index, first.step, result, notes=(fix,),
         ))
     return findings
@@ -150,13 +151,16 @@ def _change_findings(result: ReplayResult, trace: OptimizerTrace, group: GroupTr
 def lr_cause(trace: OptimizerTrace, group: GroupTrace, step: int) -> tuple[str, Site | None]:
     """Why the group's lr had the value it had at `step`: the last write before it, or the constructor."""
     change = next((c for c in reversed(group.changes) if c.key == "lr" and c.step <= step), None)
-    if change is None or change.writer is None:
-        lr = group.initial_lr if change is None else change.after
+    if change is None:
         where = f" at {trace.created_at}" if trace.created_at else ""
-        return f"{trace.cls} was constructed with lr={lr} for this group{where}", trace.created_at
+        return f"{trace.cls} was constructed with lr={group.initial_lr} for this group{where}", trace.created_at
     writer = change.writer
+    if writer is None:
+        return (f"{_writer_text(change)} set lr from {change.before} to {change.after} before step {change.step}",
+                trace.step_sites[change.step - 1])
     text = f"{writer.describe()} set lr from {change.before} to {change.after}"
-    if writer.scheduler is not None and writer.scheduler.steps == 0:
+    optimizer, scheduler = writer.scheduler
+    if optimizer == trace.index and trace.schedulers[scheduler].steps == 0:
         text += " and was never stepped"
     return text, writer.site
 
@@ -179,7 +183,7 @@ def _upstream_effect(trace: OptimizerTrace, result: ReplayResult) -> str:
 
 
 def _writer_text(change: Change) -> str:
-    return change.writer.describe() if change.writer else "code outside the user's files"
+    return change.writer.describe() if change.writer else "code other than an LR scheduler"
 
 
 def _count(part: int, whole: int) -> str:
@@ -223,42 +227,46 @@ def _event_findings(trace: OptimizerTrace, so_far: list[Finding]) -> list[Findin
 
 
 def name_crash(result: ReplayResult) -> Crash | None:
-    error = result.outcome.error
+    """Why the script failed, if it did: its exception, a failing exit status, or the signal that ended it."""
+    outcome = result.outcome
+    error = outcome.error
+    if not outcome.started and outcome.stop_reason is None:
+        how = outcome.signal or f"status {outcome.exit_code}"
+        return Crash(f"the replay's child process ended ({how}) before the script started; its error is above",
+                     None, None, None, internal=True)
     if error is None:
+        if outcome.end == "signal":
+            return Crash(f"the script's process was ended by {outcome.signal}", None, None, None)
+        if outcome.end == "exit" and outcome.exit_code not in (None, 0):
+            return Crash(f"the script's process exited with status {outcome.exit_code} without an exception "
+                         "(os._exit() or an exit outside Python)", None, None, None)
         return None
-    frames = traceback_frames(error.__traceback__)
+    frames = error.frames
     site = next((Site(f, row) for f, row, _ in reversed(frames) if is_user_file(f)), None)
     raising = frames[-1] if frames else ("", 0, "")
     source = linecache.getline(raising[0], raising[1])
-    optimizer = _optimizer_in_traceback(error, result)
-    kind = type(error).__name__
-    if isinstance(error, SystemExit):
-        return Crash(f"the script called sys.exit({error.code!r})", None, None, site)
-    if isinstance(error, ZeroDivisionError) and "weight_sum" in source:
+    optimizer = result.optimizers[error.optimizer] if error.optimizer is not None else None
+    if frames and is_sfdoctor_file(raising[0]):  # not when a function it wraps raised (that has frames of its own)
+        return Crash(f"{error.type} in sfdoctor's own instrumentation (a bug in sfdoctor, not in the script; "
+                     f"please report it): {error.message}", None, None, site, internal=True)
+    if error.is_a("SystemExit"):
+        return Crash(f"the script called sys.exit({outcome.exit_code!r})", None, None, site)
+    if error.is_a("ZeroDivisionError") and "weight_sum" in source:
         return Crash("ZeroDivisionError in weight/weight_sum: a step with lr 0 while weight_sum was 0",
                      codes.SF501, optimizer, site)
-    if isinstance(error, ZeroDivisionError) and raising[2] in ("eval", "train"):
+    if error.is_a("ZeroDivisionError") and raising[2] in ("eval", "train"):
         return Crash(f"ZeroDivisionError in optimizer.{raising[2]}(): it divides by beta1 / momentum, which is 0",
                      ZeroMomentum.info, optimizer, site)
-    if "not in train mode" in str(error):
+    if "not in train mode" in error.message:
         return Crash("step() was called in eval mode: the optimizer's train() was never called",
                      codes.SF506, optimizer, site)
-    if isinstance(error, KeyError) and any(os.path.basename(f).startswith("wrap_schedulefree") for f, _, _ in frames):
-        return Crash(f"KeyError {error} in the base optimizer of ScheduleFreeWrapper: it shares its state dict and "
-                     "this base optimizer creates its state lazily", WrapperBaseUnsupported.info, optimizer, site)
+    if error.is_a("KeyError") and any(os.path.basename(f).startswith("wrap_schedulefree") for f, _, _ in frames):
+        return Crash(f"KeyError {error.message} in the base optimizer of ScheduleFreeWrapper: it shares its state "
+                     "dict and this base optimizer creates its state lazily", WrapperBaseUnsupported.info,
+                     optimizer, site)
     if raising[0].endswith(os.path.join("optim", "lr_scheduler.py")):
-        return Crash(f"{kind} raised by torch's LR scheduler: {error}", None, optimizer, site)
-    return Crash(f"{kind}: {error}", None, optimizer, site)
-
-
-def _optimizer_in_traceback(error: BaseException, result: ReplayResult) -> OptimizerTrace | None:
-    """The traced optimizer whose method raised: `self` of the innermost frame that has one."""
-    by_id = {trace.object_id: trace for trace in result.optimizers}
-    tb, found = error.__traceback__, None
-    while tb is not None:
-        found = by_id.get(id(tb.tb_frame.f_locals.get("self")), found)
-        tb = tb.tb_next
-    return found
+        return Crash(f"{error.type} raised by torch's LR scheduler: {error.message}", None, optimizer, site)
+    return Crash(f"{error.type}: {error.message}" if error.message else error.type, None, optimizer, site)
 
 
 def _crash_finding(crash: Crash, result: ReplayResult) -> Finding:
@@ -268,7 +276,7 @@ def _crash_finding(crash: Crash, result: ReplayResult) -> Finding:
         return Finding(rule=crash.rule, message=f"the script crashed: {crash.description}",
                        filename=display_path(site.filename), location=Location(site.row, 1),
                        end_location=Location(site.row, 1))
-    in_step = any(function == "step" for _, _, function in traceback_frames(result.outcome.error.__traceback__))
+    in_step = any(function == "step" for _, _, function in result.outcome.error.frames)
     return _finding(crash.rule, f"the script crashed: {crash.description}", site, trace, None,
                     trace.steps + 1 if in_step else trace.steps, result)
 

@@ -41,6 +41,14 @@ def is_user_file(filename: str) -> bool:
     return not os.path.realpath(filename).startswith(LIBRARY_ROOTS)
 
 
+SFDOCTOR_FOLDER = os.path.realpath(os.path.dirname(sfdoctor.__file__)) + os.sep
+
+
+@lru_cache(maxsize=4096)
+def is_sfdoctor_file(filename: str) -> bool:
+    return os.path.realpath(filename).startswith(SFDOCTOR_FOLDER)
+
+
 def display_path(filename: str) -> str:
     """Relative to the working directory when below it, as users type paths."""
     relative = os.path.relpath(filename)

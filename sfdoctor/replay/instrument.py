@@ -2,14 +2,14 @@
 
 The real upstream `step()` always runs. Around it the instrumentation records each param group,
 applies the safe division (`sfdoctor.groups.lift_weight_sum`) and stops the script after the
-requested number of steps.
+requested number of steps. The script's objects keep their types (param groups stay plain dicts,
+which torch.compile requires), and every hook and patch runs outside torch.compile's tracing
+(`torch.compiler.disable`).
 """
 
 from __future__ import annotations
 
 import math
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,10 +23,8 @@ from torch.optim.optimizer import (
 )
 
 from ..groups import group_beta, is_schedulefree_group, lift_weight_sum, sample, unlift_weight_sum
-from .frames import is_user_file, user_site
+from .frames import user_site
 from .record import Change, Event, GroupTrace, OptimizerTrace, SchedulerTrace, Writer
-
-WATCHED_KEYS = ("lr", "betas", "momentum")
 
 
 class ReplayStop(BaseException):
@@ -34,22 +32,13 @@ class ReplayStop(BaseException):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
-        self.reason = reason  # "steps" or "timeout"
+        self.reason = reason  # "steps", or why the replay's child process was told to stop
 
 
-_active: Instrumentation | None = None
-
-
-class TrackedGroup(dict):
-    """A param group that remembers who last assigned lr / betas / momentum (cheap: writes only)."""
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        if key in WATCHED_KEYS and _active is not None:
-            self.__dict__.setdefault("writers", {})[key] = _active.writer()
-        super().__setitem__(key, value)
-
-    def writer(self, key: str) -> Writer | None:
-        return self.__dict__.get("writers", {}).get(key)
+def differs(before: Any, after: Any) -> bool:
+    """A changed lr or beta1; tensors are not compared: that would synchronise with the device."""
+    tensors = isinstance(before, torch.Tensor) or isinstance(after, torch.Tensor)
+    return before is not after and not tensors and before != after
 
 
 def scalar_copy(value: Any) -> Any:
@@ -71,18 +60,20 @@ class _PendingGroup:
 
 
 class Instrumentation:
-    def __init__(self, max_steps: int, deadline: float | None = None,
-                 on_step: Callable[[int], None] | None = None) -> None:
+    def __init__(self, max_steps: int, on_step: Callable[[int], None] | None = None) -> None:
         self.max_steps = max_steps
-        self.deadline = deadline
-        self.on_step = on_step
+        self.on_step = on_step  # called after every step of every optimizer with the replay's step count
         self.optimizers: list[OptimizerTrace] = []
         self.stop_reason: str | None = None
-        self.pacer: OptimizerTrace | None = None  # the first optimizer that stepped counts the steps
+        self.steps = 0  # the replay's step count, which --steps limits (see _count_step)
+        self.pacer: OptimizerTrace | None = None
+        self._steps_since_pacer: dict[int, int] = {}  # optimizer index -> its steps since the pacer's last one
         self._traces: dict[int, OptimizerTrace] = {}
         self._objects: list[Any] = []  # keeps traced objects alive so their ids stay unique
         self._wrapped_bases: dict[int, OptimizerTrace] = {}
-        self._schedulers: dict[int, SchedulerTrace] = {}
+        self._schedulers: dict[int, tuple[OptimizerTrace, SchedulerTrace]] = {}  # by id() of the scheduler
+        # The last scheduler that changed lr / beta1 of a group, and the value it left: (id(group), key) -> both.
+        self._writers: dict[tuple[int, str], tuple[Writer, Any]] = {}
         self._pending: dict[int, list[_PendingGroup]] = {}
         self._snapshots: dict[int, torch.Tensor] = {}
         self._last_loss: torch.Tensor | None = None
@@ -92,11 +83,9 @@ class Instrumentation:
     # -- installing -------------------------------------------------------------------------
 
     def install(self) -> None:
-        global _active
-        _active = self
         self._handles = [
-            register_optimizer_step_pre_hook(self._pre_step_hook),
-            register_optimizer_step_post_hook(self._post_step_hook),
+            register_optimizer_step_pre_hook(torch.compiler.disable(self._pre_step_hook)),
+            register_optimizer_step_post_hook(torch.compiler.disable(self._post_step_hook)),
         ]
         self._patch(Optimizer, "__init__", self._optimizer_init)
         self._patch(lr_scheduler.LRScheduler, "__init__", self._scheduler_init)
@@ -113,7 +102,6 @@ class Instrumentation:
                 self._patch_eval(wrapper_class)
 
     def uninstall(self) -> None:
-        global _active
         for handle in self._handles:
             handle.remove()
         for owner, name, original in reversed(self._patches):
@@ -125,13 +113,12 @@ class Instrumentation:
         for trace in self.optimizers:
             self._abort_step(trace)
             for group in trace.groups:
-                group.moved = any(not torch.equal(p, initial) for p, initial in group.initial.values())
+                note_moved(group)
                 group.initial = {}  # free the copies
-        _active = None
 
     def _patch(self, owner: type, name: str, make: Callable[[Any], Any]) -> None:
         self._patches.append((owner, name, owner.__dict__.get(name)))
-        setattr(owner, name, make(getattr(owner, name)))
+        setattr(owner, name, torch.compiler.disable(make(getattr(owner, name))))
 
     def _patch_eval(self, cls: type) -> None:
         if not any(owner is cls and name == "eval" for owner, name, _ in self._patches):
@@ -150,10 +137,7 @@ class Instrumentation:
         return trace
 
     def _track_groups(self, trace: OptimizerTrace, groups: list[dict]) -> None:
-        """Make every group a TrackedGroup (new groups come from add_param_group / load_state_dict)."""
-        for index, group in enumerate(groups):
-            if type(group) is not TrackedGroup:
-                groups[index] = TrackedGroup(group)
+        """A GroupTrace for every new group (they come from add_param_group / load_state_dict too)."""
         for group in groups[len(trace.groups):]:
             trace.groups.append(GroupTrace(
                 index=len(trace.groups),
@@ -192,11 +176,16 @@ class Instrumentation:
                 lr_before=[scalar_copy(group["lr"]) for group in optimizer.param_groups],
             )
             owner.schedulers.append(trace)
-            self._schedulers[id(scheduler)] = trace
+            self._schedulers[id(scheduler)] = (owner, trace)
             self._objects.append(scheduler)
             self._patch_scheduler_step(type(scheduler))
             original(scheduler, optimizer, *args, **kwargs)
             trace.lr_after = [scalar_copy(group["lr"]) for group in optimizer.param_groups]
+            # Compared with the values the optimizer had, not at this call: a subclass's constructor body
+            # (OneCycleLR sets betas) runs before LRScheduler.__init__.
+            known = [(group.last_lr, group.last_beta) for group in owner.groups]
+            self._note_writes(optimizer.param_groups, known, Writer(
+                trace.created_at, trace.cls, trace.created_at, (owner.index, trace.index), in_constructor=True))
         return __init__
 
     def _patch_scheduler_step(self, cls: type) -> None:
@@ -205,28 +194,27 @@ class Instrumentation:
 
         def make(original: Callable) -> Callable:
             def step(scheduler: Any, *args: Any, **kwargs: Any) -> Any:
-                trace = self._schedulers.get(id(scheduler))
+                owner, trace = self._schedulers.get(id(scheduler), (None, None))
                 # trace.lr_after is set once the constructor (which calls step() itself) returned.
-                if trace is not None and trace.lr_after:
-                    trace.steps += 1
-                    trace.last_step_at = user_site()
-                return original(scheduler, *args, **kwargs)
+                if trace is None or not trace.lr_after:
+                    return original(scheduler, *args, **kwargs)
+                trace.steps += 1
+                trace.last_step_at = site = user_site()
+                groups = scheduler.optimizer.param_groups
+                before = [(group["lr"], group_beta(group)) for group in groups]
+                result = original(scheduler, *args, **kwargs)
+                self._note_writes(groups, before, Writer(site, trace.cls, trace.created_at,
+                                                         (owner.index, trace.index)))
+                return result
             return step
         self._patch(cls, "step", make)
 
-    def writer(self) -> Writer:
-        """Called on a watched write: the user's line, and the scheduler on the stack if any."""
-        caller = sys._getframe(2)
-        frame = caller
-        while frame is not None and not is_user_file(frame.f_code.co_filename):
-            scheduler = frame.f_locals.get("self")
-            if isinstance(scheduler, lr_scheduler.LRScheduler):
-                trace = self._schedulers.get(id(scheduler))
-                # A subclass's constructor body (OneCycleLR sets betas) runs before LRScheduler.__init__.
-                in_constructor = trace is None or not trace.lr_after
-                return Writer(user_site(caller), type(scheduler).__name__, trace, in_constructor)
-            frame = frame.f_back
-        return Writer(user_site(caller))
+    def _note_writes(self, groups: list[dict], before: list[tuple[Any, Any]], writer: Writer) -> None:
+        """Remember `writer` as the author of every lr / beta1 that differs from `before` (a scheduler's call)."""
+        for group, (lr, beta) in zip(groups, before):
+            for key, old, new in (("lr", lr, group["lr"]), ("beta1", beta, group_beta(group))):
+                if differs(old, new):
+                    self._writers[(id(group), key)] = (writer, new)
 
     # -- steps --------------------------------------------------------------------------------
 
@@ -268,8 +256,6 @@ class Instrumentation:
         return step
 
     def _check_stop(self) -> None:
-        if self.stop_reason is None and self.deadline is not None and time.monotonic() > self.deadline:
-            self.stop_reason = "timeout"
         if self.stop_reason is not None:
             raise ReplayStop(self.stop_reason)  # again, if the script swallowed the first one
 
@@ -302,16 +288,18 @@ class Instrumentation:
             ))
         self._pending[trace.index] = pending
 
-    @staticmethod
-    def _note_change(trace: GroupTrace, group: dict, step: int, key: str, value: Any, last: Any) -> None:
-        if value is last or isinstance(value, torch.Tensor) or value == last:
-            return  # tensors are not compared: that would synchronise with the device every step
-        written_key = key if key == "lr" else "betas" if "betas" in group else "momentum"
-        trace.changes.append(Change(step, key, last, value, group.writer(written_key)))
+    def _note_change(self, trace: GroupTrace, group: dict, step: int, key: str, value: Any, last: Any) -> None:
+        if not differs(last, value):
+            return
+        writer, written = self._writers.get((id(group), key), (None, None))
+        # Code other than a scheduler changed it if the value is not the one the last scheduler left.
+        trace.changes.append(Change(step, key, last, value, writer if not differs(written, value) else None))
 
     @staticmethod
     def _keep_initial(trace: GroupTrace, params: list[torch.Tensor]) -> None:
-        """A full copy of each parameter at its first step: `uninstall` tells exactly whether it ever moved."""
+        """A full copy of each parameter at its first step: `note_moved` tells exactly whether it ever moved."""
+        if trace.moved:
+            return  # known already: the copies were freed
         for p in params:
             if id(p) not in trace.initial:
                 trace.initial[id(p)] = (p, p.detach().clone())
@@ -352,14 +340,29 @@ class Instrumentation:
             pending.trace.steps.append(record)
         self._last_loss = None
         trace.steps += 1
+        counted = self._count_step(trace)
+        if counted and self.steps >= self.max_steps:
+            self.stop_reason = "steps"
+        if self.on_step is not None:
+            self.on_step(self.steps)
+        if counted and self.stop_reason is not None:
+            raise ReplayStop(self.stop_reason)
+
+    def _count_step(self, trace: OptimizerTrace) -> bool:
+        """Count the pacer's steps: the first optimizer that stepped, or one that stepped twice since the pacer's
+        last step (it replaced the pacer, e.g. an optimizer rebuilt mid-run); its steps since then count too."""
         if self.pacer is None:
             self.pacer = trace
         if trace is self.pacer:
-            if self.on_step is not None:
-                self.on_step(trace.steps)
-            if trace.steps >= self.max_steps:
-                self.stop_reason = "steps"
-                raise ReplayStop("steps")
+            self.steps += 1
+        else:
+            since = self._steps_since_pacer[trace.index] = self._steps_since_pacer.get(trace.index, 0) + 1
+            if since < 2:
+                return False  # e.g. a second optimizer stepping once per pacer step (GAN, closure variants)
+            self.pacer = trace
+            self.steps += since
+        self._steps_since_pacer.clear()
+        return True
 
     def _abort_step(self, trace: OptimizerTrace) -> None:
         """A step raised: undo its lift so the optimizer is left as upstream would leave it."""
@@ -406,3 +409,12 @@ class Instrumentation:
                 trace.events.append(Event("SF507", trace.steps, user_site(), f"{len(params)} parameters"))
             return result
         return eval
+
+
+def note_moved(group: GroupTrace) -> None:
+    """Whether a parameter of the group differs from its copy taken at its first step (once it did, it moved)."""
+    if group.moved or not group.initial:
+        return
+    pairs = list(group.initial.values())  # copied at once: the script's steps may add to it meanwhile
+    changed = [torch.ne(p, initial).any() for p, initial in pairs]
+    group.moved = bool(torch.stack([flag.to(changed[0].device) for flag in changed]).any())  # one read-back

@@ -36,20 +36,19 @@ class SchedulerTrace:
 
 @dataclass(frozen=True)
 class Writer:
-    """Who last assigned lr / betas / momentum of a group: user code or a scheduler."""
+    """The LR scheduler that last changed lr / beta1 of a group: its constructor or its step()."""
 
-    site: Site | None
-    scheduler_cls: str | None = None
-    scheduler: SchedulerTrace | None = None
+    site: Site | None  # the user's line that called it
+    scheduler_cls: str
+    scheduler_created_at: Site | None
+    scheduler: tuple[int, int]  # (optimizer index, scheduler index): the scheduler's SchedulerTrace
     in_constructor: bool = False
 
     def describe(self) -> str:
-        if self.scheduler_cls is None:
-            return f"user code at {self.site}" if self.site else "code outside the user's files"
         if self.in_constructor:
             return f"{self.scheduler_cls} constructed at {self.site}"
-        created = f" ({self.scheduler_cls} constructed at {self.scheduler.created_at})" if self.scheduler else ""
-        return f"{self.scheduler_cls}.step() at {self.site}{created}"
+        return f"{self.scheduler_cls}.step() at {self.site} ({self.scheduler_cls} constructed at " \
+               f"{self.scheduler_created_at})"
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ class Change:
     key: str  # "lr" or "beta1"
     before: Any
     after: Any
-    writer: Writer | None
+    writer: Writer | None  # None: code other than an LR scheduler (the user's own, a library's)
 
 
 @dataclass
@@ -101,3 +100,31 @@ class OptimizerTrace:
     @property
     def name(self) -> str:
         return f"{self.cls} (optimizer {self.index})"
+
+
+@dataclass(frozen=True)
+class ScriptError:
+    """The script's uncaught exception, as plain data: the child process sends it to sfdoctor."""
+
+    type: str
+    types: tuple[str, ...]  # the names along its class's MRO, to tell kinds of errors apart
+    message: str
+    frames: list[tuple[str, int, str]]  # (filename, row, function) from the script's module to the raise
+    optimizer: int | None  # index of the traced optimizer whose method raised, if one did
+
+    def is_a(self, name: str) -> bool:
+        return name in self.types
+
+
+@dataclass
+class Outcome:
+    """How the script ended."""
+
+    stop_reason: str | None = None  # "steps", "timeout" or "killed": the replay stopped it
+    end: str = "exit"  # "stopped" (by the replay's stop), "exit", "crash" or "signal"
+    exit_code: int | str | None = None  # sys.exit()'s argument, os._exit()'s or the process's status
+    error: ScriptError | None = None  # the script's own exception (SystemExit with a failure code included)
+    signal: str | None = None  # end "signal": the signal that ended the script's process
+    force_killed: bool = False  # the script did not end after the stop and its processes were killed
+    received_signal: str | None = None  # stop_reason "killed": the signal sfdoctor itself received
+    started: bool = True  # False: the child process ended before the script started (sfdoctor's failure)

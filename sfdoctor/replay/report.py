@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import signal
 from pathlib import Path
 
 from rich.console import Console
@@ -14,7 +15,7 @@ from rich.table import Table
 from ..findings import Finding
 from ..output import plural, print_full
 from .diagnose import Crash
-from .frames import display_path, traceback_frames
+from .frames import display_path
 from .record import STEP_FIELDS, GroupTrace
 from .session import ReplayResult
 
@@ -28,13 +29,21 @@ FIRST_ROWS = 3  # the table shows these first steps, every step where something 
 
 def document(result: ReplayResult, findings: list[Finding], crash: Crash | None) -> dict:
     """The --output-format json object (schema in the README) and trajectory.json."""
+    outcome = result.outcome
+    status, summary = verdict(result, findings, crash)
     return {
         "script": display_path(str(result.script)),
         "args": result.args,
         "steps_requested": result.steps_requested,
         "steps_run": result.steps_run,
-        "stopped": result.outcome.stop_reason,
-        "exit_code": result.outcome.exit_code,
+        "stopped": outcome.stop_reason,
+        "end": outcome.end,
+        "exit_code": outcome.exit_code,
+        "signal": outcome.signal,
+        "force_killed": outcome.force_killed,
+        "interrupted_by": outcome.received_signal,
+        "exit_status": status,
+        "summary": summary,
         "versions": result.versions,
         "warnings": result.warnings,
         "script_error": _script_error(result, crash),
@@ -63,10 +72,9 @@ def _script_error(result: ReplayResult, crash: Crash | None) -> dict | None:
     if error is None or crash is None:
         return None
     return {
-        "type": type(error).__name__,
-        "message": str(error),
-        "frames": [{"filename": f, "row": row, "function": function}
-                   for f, row, function in traceback_frames(error.__traceback__)],
+        "type": error.type,
+        "message": error.message,
+        "frames": [{"filename": f, "row": row, "function": function} for f, row, function in error.frames],
         "diagnosis": crash.description,
         "code": crash.rule.code if crash.rule else None,
     }
@@ -82,14 +90,35 @@ def _json_number(value: object) -> object:
 # -- terminal ------------------------------------------------------------------------------------
 
 
+def verdict(result: ReplayResult, findings: list[Finding], crash: Crash | None) -> tuple[int, str]:
+    """The exit status and the sentence that says why, decided together so that they always agree."""
+    outcome = result.outcome
+    if outcome.received_signal:
+        return 128 + signal.Signals[outcome.received_signal], (
+            f"sfdoctor replay was interrupted by {outcome.received_signal}: this report covers the "
+            f"{plural(result.steps_run, 'step')} replayed before it.")
+    if crash is not None and crash.internal:
+        return 2, f"internal error: {crash.description}"
+    if result.steps_run == 0 and crash is None:  # nothing was checked: that must not pass a CI job
+        script = display_path(str(result.script))
+        return 2, (f"--timeout ({result.timeout:g}s) stopped {script} before its first ScheduleFree optimizer step, "
+                   "so nothing was replayed (raise --timeout, or see what it waits for before training)"
+                   if outcome.stop_reason == "timeout" else
+                   f"{script} ended without a single ScheduleFree optimizer step, so nothing was replayed (does it "
+                   "need arguments after --, or build its optimizer elsewhere?)")
+    errors = sum(1 for f in findings if f.severity == "error")
+    found = (f"Found {plural(len(findings), 'replay finding')} ({plural(errors, 'error')}, "
+             f"{plural(len(findings) - errors, 'warning')})" if findings else "No replay findings")
+    if crash is not None:
+        return 1, f"{found}; exit status 1 because the script failed: {crash.description}."
+    if errors:
+        return 1, f"{found}."
+    return 0, f"{found}." if findings else "No problems found."
+
+
 def print_report(result: ReplayResult, findings: list[Finding], crash: Crash | None, console: Console) -> None:
-    stopped = {"steps": f"stopped after {result.steps_run} steps as asked",
-               "timeout": f"stopped by --timeout after {result.steps_run} steps"}
-    ending = stopped.get(result.outcome.stop_reason) or (
-        f"the script crashed after {result.steps_run} steps" if crash else
-        f"the script ended by itself after {result.steps_run} steps"
-        + (f" (sys.exit({result.outcome.exit_code}))" if result.outcome.exit_code is not None else ""))
-    console.print(f"[bold]sfdoctor replay[/] {escape(display_path(str(result.script)))}: {escape(ending)} "
+    console.print(f"[bold]sfdoctor replay[/] {escape(display_path(str(result.script)))}: "
+                  f"{escape(_ending(result, crash))} "
                   f"[dim]({result.seconds:.1f}s; torch {result.versions['torch']}, "
                   f"schedulefree {result.versions['schedulefree']})[/]")
     for warning in result.warnings:
@@ -108,13 +137,35 @@ def print_report(result: ReplayResult, findings: list[Finding], crash: Crash | N
                 console.print(_group_table(group))
                 console.print(_sparklines(group))
     if crash is not None:
-        console.print(f"\n[bold red]script error:[/] {escape(crash.description)}")
-        for filename, row, function in traceback_frames(result.outcome.error.__traceback__)[-4:]:
+        label = "internal error" if crash.internal else "script error"
+        console.print(f"\n[bold red]{label}:[/] {escape(crash.description)}")
+        for filename, row, function in (result.outcome.error.frames[-4:] if result.outcome.error else []):
             console.print(f"  [dim]{escape(display_path(filename))}:{row} in {escape(function)}[/]")
     console.print()
     print_full(findings, console)
-    if result.steps_run or findings:  # after no step at all nothing was checked (the command says so)
-        console.print(_summary(findings))
+
+
+def _ending(result: ReplayResult, crash: Crash | None) -> str:
+    """How the run ended, for the report's first line."""
+    outcome, steps = result.outcome, plural(result.steps_run, "step")
+    if outcome.stop_reason == "steps":
+        ending = f"stopped after {steps} as asked"
+    elif outcome.stop_reason == "timeout":
+        ending = f"stopped by --timeout ({result.timeout:g}s) after {steps}"
+    elif outcome.stop_reason == "killed":
+        ending = f"stopped after {steps} because sfdoctor received {outcome.received_signal}"
+    elif crash is not None and crash.internal:
+        ending = f"sfdoctor's instrumentation failed after {steps}"
+    elif outcome.end == "crash":
+        ending = f"the script crashed after {steps}"
+    elif outcome.end == "signal":
+        ending = f"the script's process was ended by {outcome.signal} after {steps}"
+    else:
+        ending = f"the script ended by itself after {steps}" + (
+            f" with exit status {outcome.exit_code}" if outcome.exit_code is not None else "")
+    if outcome.force_killed:
+        ending += "; it did not end when told to and its processes were killed (SIGKILL)"
+    return ending
 
 
 def _group_table(group: GroupTrace) -> Table:
@@ -163,14 +214,6 @@ def _cell(value: object) -> str:
 
 def _list(values: list) -> str:
     return ", ".join(_cell(v) for v in values)
-
-
-def _summary(findings: list[Finding]) -> str:
-    if not findings:
-        return "[bold green]No problems found.[/]"
-    errors = sum(1 for f in findings if f.severity == "error")
-    return (f"Found {plural(len(findings), 'replay finding')} ({plural(errors, 'error')}, "
-            f"{plural(len(findings) - errors, 'warning')}).")
 
 
 # -- files ---------------------------------------------------------------------------------------
