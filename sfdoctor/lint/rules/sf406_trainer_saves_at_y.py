@@ -99,8 +99,8 @@ class TrainerSavesAtY(Rule):
             "mode only around an evaluation, so those checkpoints hold y, the gradient point, not the averaged "
             "weights x",
             possible=possible or not certain,
-            notes=('save on evaluation steps: eval_strategy equal to save_strategy and save_steps a multiple of '
-                   'eval_steps, or save_strategy="best"',),
+            notes=(('save on evaluation steps: eval_strategy equal to save_strategy and save_steps a multiple of '
+                   'eval_steps, or save_strategy="best"'),),
         )
 
     def _trainers(self, arguments: list[TrainerArguments]) -> list[_Trainer]:
@@ -182,7 +182,7 @@ class TrainerSavesAtY(Rule):
 
 def _is_training_arguments(call: cst.Call) -> bool:
     name = last_name(call.func) or ""
-    return name.endswith("TrainingArguments") or name.endswith("Config")
+    return name.endswith(("TrainingArguments", "Config"))
 
 
 def _method_on(site: CallSite, receivers: frozenset[str]) -> str | None:
