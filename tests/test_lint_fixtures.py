@@ -32,6 +32,8 @@ EXPECTED: dict[str, list[tuple[str, int]]] = {
     "bad_tensor_lr_compile.py": [("SF111", 16)],
     "bad_timm_cosine_warmup.py": [("SF102", 30)],
     "bad_trainer_class_scheduler.py": [("SF110", 30), ("SF102", 35)],
+    "bad_trainer_fractional_warmup.py": [("SF112", 17)],
+    "bad_warmup_fraction_passed_raw.py": [("SF112", 22)],
     "bad_wrapper_around_adam.py": [("SF405", 14)],
     "bad_zero_beta1.py": [("SF113", 15)],
     "broken_notebook_export.py": [("SF000", 10)],
@@ -41,6 +43,7 @@ EXPECTED: dict[str, list[tuple[str, int]]] = {
     "good_lambda_in_string_and_comment.py": [],
     "good_scheduler_on_other_branch.py": [],
     "good_scheduler_step_wrapper.py": [],
+    "good_warmup_fraction_converted.py": [],
     "good_wrapper_around_sgd.py": [],
     "good_zero_init_adapter.py": [],
 }
