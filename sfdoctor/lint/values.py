@@ -47,12 +47,18 @@ WRAPPER_CLASSES = frozenset({"ScheduleFreeWrapper", "ScheduleFreeWrapperReferenc
 _ADAMW = ("params", "lr", "betas", "eps", "weight_decay", "warmup_steps", "r", "weight_lr_power", "foreach")
 _SGD = ("params", "lr", "momentum", "weight_decay", "warmup_steps", "r", "weight_lr_power", "foreach")
 _RADAM = ("params", "lr", "betas", "eps", "weight_decay", "r", "weight_lr_power", "foreach", "silent_sgd_phase")
+# ScheduleFree+ (upstream git head after 1.4.1): `betas` are Adam's inner moments, x is stored, no warmup_steps.
+ADAMC = "AdamCScheduleFreePlusPaper"
+_ADAMC = (
+    "params", "lr", "betas", "sf_beta1", "eps", "weight_decay", "r", "polyak_beta", "c_warmup",
+    "sf_beta1_anneal_steps", "sf_beta1_max", "weight_lr_power",
+)
 SIGNATURES = {
     "AdamWScheduleFree": _ADAMW,
     "AdamWScheduleFreeClosure": _ADAMW,
     "AdamWScheduleFreePaper": _ADAMW,
     "AdamWScheduleFreeReference": _ADAMW,
-    "AdamCScheduleFreePlusPaper": _ADAMW,
+    ADAMC: _ADAMC,
     "SGDScheduleFree": _SGD,
     "SGDScheduleFreeReference": _SGD,
     "SGDScheduleFreeClosure": ("params", "lr", "weight_decay", "momentum", "warmup_steps", "r", "weight_lr_power"),
@@ -151,6 +157,11 @@ class OptimizerSite:
     @property
     def is_closure(self) -> bool:
         return self.class_name.endswith("Closure")
+
+    @property
+    def is_adamc(self) -> bool:
+        """ScheduleFree+: x is stored, so lr 0 and betas[0] 0 cannot break the average."""
+        return self.class_name == ADAMC
 
 
 @dataclass(frozen=True)
