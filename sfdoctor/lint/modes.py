@@ -45,7 +45,8 @@ MAX_GATHER_DEPTH = 3
 MAX_CALL_DEPTH = 40
 MAX_OPTIONS = 16
 
-OPTIMIZER_METHODS = frozenset({"step", "train", "eval", "load_state_dict"})
+# step_func(loss) is AdamCScheduleFreePlusPaper's step
+OPTIMIZER_METHODS = frozenset({"step", "step_func", "train", "eval", "load_state_dict"})
 # Calls that take the optimizer and leave its mode alone; any other external call that is handed
 # the optimizer may switch it (HF Trainer, a helper in another file): the mode becomes unknown.
 MODE_PRESERVING = frozenset(
@@ -734,7 +735,7 @@ class _Walker:
 
     def optimizer_call(self, site: CallSite, method: str, state: State) -> State:
         key, _ = self.a.receivers[site.node]
-        if method == "step":
+        if method in ("step", "step_func"):
             self.record(Event("step", site.node, self.function, state, key=key))
             return {**state, BACKWARD: CLEAN}
         if method == "load_state_dict":
