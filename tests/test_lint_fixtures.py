@@ -18,6 +18,9 @@ from sfdoctor.cli import cli
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "lint"
 
 EXPECTED: dict[str, list[tuple[str, int]]] = {
+    # warmup_steps, a warm-up LambdaLR (SF101 only: no 0/0 there), step(), step_func()
+    "bad_adamc_step.py": [("SF116", 8), ("SF101", 10), ("SF116", 20), ("SF116", 29)],
+    "bad_adamc_trainer.py": [("SF116", 10), ("SF116", 27)],  # Trainer(optimizers=...), configure_optimizers
     "bad_argparse_lambda_warmup.py": [("SF102", 38)],
     "bad_diffusers_text_encoder_lr0.py": [("SF301", 43), ("SF102", 48)],
     "bad_factory_dict_config.py": [("SF110", 35)],
@@ -37,6 +40,7 @@ EXPECTED: dict[str, list[tuple[str, int]]] = {
     "bad_wrapper_around_adam.py": [("SF405", 14)],
     "bad_zero_beta1.py": [("SF113", 15)],
     "broken_notebook_export.py": [("SF000", 10)],
+    "good_adamc_step_func.py": [],  # betas=(0, ...) and a betas write are harmless on ScheduleFree+
     "good_argparse_positive_lr.py": [],
     "good_dummy_scheduler.py": [],
     "good_freeze_requires_grad.py": [],

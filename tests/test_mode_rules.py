@@ -293,3 +293,20 @@ def test_fix_removes_the_finding(tmp_path: Path, name: str, code: str) -> None:
         assert 'lr_scheduler_type="constant"' in after
     else:
         assert "optimizer.train()" not in after and "optimizer.eval()" not in after
+
+
+def test_step_func_is_the_step_of_schedulefree_plus() -> None:
+    """AdamCScheduleFreePlusPaper starts in eval mode and its step_func raises there, like step()."""
+    source = """\
+    import torch
+    from schedulefree import AdamCScheduleFreePlusPaper
+
+    model = torch.nn.Linear(4, 1)
+    optimizer = AdamCScheduleFreePlusPaper(model.parameters(), lr=1.0)
+    for _ in range(3):
+        loss = model(torch.randn(8, 4)).pow(2).mean()
+        loss.backward()
+        optimizer.step_func(loss.item())
+    """
+    assert findings(source) == [("SF201", 9, False)]
+    assert findings(source.replace("    for _", "    optimizer.train()\n    for _")) == []

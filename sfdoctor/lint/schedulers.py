@@ -97,7 +97,10 @@ def schedulers(context: FileContext) -> list[Scheduler]:
             continue
         found.append(_describe(context, site, kind, optimizers, where, tuple(call for call, _ in members)))
     consumed = {id(call) for s in found for call in s.members}
-    return [replace(s, part_of_combined=True) if id(s.site.node) in consumed else s for s in found]
+    found = [replace(s, part_of_combined=True) if id(s.site.node) in consumed else s for s in found]
+    # ScheduleFree+ stores x and keeps Adam's betas inside: lr 0 cannot give 0/0, cycling beta1 cannot corrupt x
+    return [replace(s, starts_at_zero=NO, cycles_momentum=NO) if all(o.is_adamc for o in s.optimizers.sites) else s
+            for s in found]
 
 
 def _optimizers_of(context: FileContext, call: cst.Call, where: Where) -> Optimizers:

@@ -41,7 +41,7 @@ class BadWarmupSteps(Rule):
                     )
                 continue
             warmup = construction.argument("warmup_steps")
-            if warmup is None:
+            if warmup is None or construction.is_adamc:  # any warmup_steps is a TypeError there: SF116
                 continue
             values = self.context.evaluator.values(warmup, construction.where)
             fires, certain = values.triggers(_fraction)

@@ -13,6 +13,8 @@ class ZeroMomentum(Rule):
     def check(self) -> None:
         evaluator = self.context.evaluator
         for construction in self.context.analysis(constructions):
+            if construction.is_adamc:
+                continue  # its betas are Adam's inner moments; x is stored, eval() divides by nothing
             momentum = construction.argument("momentum")
             candidates = [(momentum, construction.where, "momentum")] if momentum is not None else []
             betas = construction.argument("betas")
