@@ -22,6 +22,8 @@ EXPECTED: dict[str, list[tuple[str, int]]] = {
     "bad_adamc_step.py": [("SF116", 8), ("SF101", 10), ("SF116", 20), ("SF116", 29)],
     "bad_adamc_trainer.py": [("SF116", 10), ("SF116", 27)],  # Trainer(optimizers=...), configure_optimizers
     "bad_argparse_lambda_warmup.py": [("SF102", 38)],
+    "bad_bf16_from_pretrained.py": [("SF115", 9)],
+    "bad_half_model.py": [("SF115", 18), ("SF115", 22)],  # model.half(); .to("cuda", dtype) from a flag
     "bad_diffusers_text_encoder_lr0.py": [("SF301", 43), ("SF102", 48)],
     "bad_factory_dict_config.py": [("SF110", 35)],
     "bad_fractional_warmup.py": [("SF112", 23)],
@@ -42,6 +44,7 @@ EXPECTED: dict[str, list[tuple[str, int]]] = {
     "broken_notebook_export.py": [("SF000", 10)],
     "good_adamc_step_func.py": [],  # betas=(0, ...) and a betas write are harmless on ScheduleFree+
     "good_argparse_positive_lr.py": [],
+    "good_autocast_fp32_params.py": [],  # autocast over fp32 parameters; a half() copy after training
     "good_dummy_scheduler.py": [],
     "good_freeze_requires_grad.py": [],
     "good_lambda_in_string_and_comment.py": [],
