@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from ..findings import Location, Related
+from .ema import ema_update
 from .index import CallSite, Function, Unpacked, dotted_name
 from .project.facts import Helper
 from .project.view import row_of
@@ -77,7 +78,7 @@ MODE_FUNCTION = re.compile(r"^opt\w*_(?P<mode>train|eval)(_fn|_func|_function)?$
 class Event:
     """Something whose correctness depends on the mode, with the state it was reached with."""
 
-    kind: str  # "step" | "mode" | "load" | "evaluate" | "save" | "recalibrate" | "opaque"
+    kind: str  # "step" | "mode" | "load" | "evaluate" | "save" | "recalibrate" | "opaque" | "ema"
     node: cst.CSTNode
     function: Function | None
     state: State
@@ -672,6 +673,8 @@ class _Walker:
         if node in a.sites:
             initial = a.sites[node].initial_mode
             return {**state, **{key: frozenset({(initial, node)}) for key in a.keys if node in key}}
+        if (averager := ema_update(self.context, site)) is not None:
+            self.record_ema(site, state, *averager)
         callees = a.callees.get(node)
         if callees:
             return self.local_call(site, callees, name, state)
@@ -696,6 +699,12 @@ class _Walker:
         elif self.may_switch_mode(site, name):
             return self.opaque(site, state, passed)
         return state
+
+    def record_ema(self, site: CallSite, state: State, averager: cst.Call, where: Where) -> None:
+        """An EMA/SWA update: it averages what the model holds now (`y` in train mode)."""
+        models = self.a.gather(site.node, self.function, site.statement)
+        models |= self.a.gather(averager, where.function, where.statement)
+        self.record(Event("ema", site.node, self.function, state, region=site.node, models=models))
 
     def may_switch_mode(self, site: CallSite, name: str) -> bool:
         """A call handed the optimizer that may switch its mode: a framework that runs the training
