@@ -1,4 +1,5 @@
 from ...findings import RuleInfo
+from ..lightning import lightning_modules, switches
 from ..mode_fixes import train_before_loop
 from ..modes import conditions, kinds, mode_analysis, settled
 from ..rule import Rule
@@ -53,4 +54,24 @@ class StepWithoutTrain(Rule):
                 notes=("call optimizer.train() next to model.train(), before the forward pass",
                        *conditions(analysis, {event.key})),
                 fix=train_before_loop(self.context, event.node, facts) if known_optimizer else None,
+            )
+        self._lightning()
+
+    def _lightning(self) -> None:
+        """Lightning calls step() itself: with no train() anywhere, its first step raises."""
+        modules = lightning_modules(self.context)
+        if not modules or switches(self.context, None, "train"):
+            return
+        for module in modules:
+            optimizer = module.optimizer
+            if optimizer.is_closure or optimizer.is_adamc or optimizer.initial_mode != "eval":
+                continue  # closures have no modes; ScheduleFree+ cannot be driven by Lightning at all (SF116)
+            self.report(
+                module.node.name,
+                f"{module.node.name.value} returns {optimizer.class_name} from configure_optimizers and nothing in "
+                "this file calls optimizer.train(): it starts in eval mode (schedulefree >= 1.3), so Lightning's "
+                "first optimizer.step() raises \"Optimizer was not in train mode\"",
+                possible=optimizer.possible,
+                related=(self.context.related("optimizer created here, in eval mode", optimizer.call),),
+                notes=("def on_train_batch_start(self, batch, batch_idx): self.optimizers().train()",),
             )
