@@ -31,3 +31,35 @@ def test_low_precision_dtype_from_a_flag_is_possible() -> None:
 
 def test_fraction_passed_raw_is_possible() -> None:
     assert fixture_rows("fixtures/lint/bad_warmup_fraction_passed_raw.py") == [("SF112", 22, True)]
+
+
+TRAINER = """\
+from transformers import TrainingArguments
+
+args = TrainingArguments("out", optim={optim!r}, lr_scheduler_type={scheduler!r}, warmup_steps={warmup},
+                         save_strategy="no")
+"""
+
+
+def trainer_messages(optim: str, scheduler: str, warmup: object, code: str) -> list[str]:
+    found = lint(TRAINER.format(optim=optim, scheduler=scheduler, warmup=warmup))
+    return [f.message for f in found if f.code == code]
+
+
+def test_sf401_says_what_each_schedule_does() -> None:
+    [radam] = trainer_messages("schedule_free_radam", "linear", 100, "SF401")
+    assert "decays lr to 0" in radam and "double warm-up" not in radam  # RAdam gets no warmup_steps
+    [adamw] = trainer_messages("schedule_free_adamw", "linear", 100, "SF401")
+    assert "double warm-up" in adamw
+    [ramp] = trainer_messages("schedule_free_sgd", "constant_with_warmup", 100, "SF401")
+    assert "warm-up ramp from lr 0" in ramp and "decay" not in ramp
+    [no_warmup] = trainer_messages("schedule_free_adamw", "cosine", 0, "SF401")
+    assert "double warm-up" not in no_warmup
+
+
+def test_trainer_warmup_schedule_starts_at_zero() -> None:
+    assert len(trainer_messages("schedule_free_adamw", "linear", 100, "SF102")) == 1
+    assert len(trainer_messages("schedule_free_radam", "constant_with_warmup", 0.1, "SF102")) == 1
+    assert trainer_messages("schedule_free_adamw", "linear", 0, "SF102") == []
+    assert trainer_messages("schedule_free_adamw", "reduce_lr_on_plateau", 100, "SF102") == []
+    assert trainer_messages("schedule_free_adamw", "constant", 100, "SF102") == []

@@ -7,11 +7,8 @@ from ..constructions import constructions, describe
 from ..index import descendants
 from ..modes import trainer_arguments
 from ..rule import Rule
+from ..trainer import WARMUP_OPTIMS
 from ..values import Evaluator, Where, last_name
-
-# Trainer optims whose optimizer gets TrainingArguments.warmup_steps as is (transformers 5.24);
-# schedule_free_radam is built without it.
-WARMUP_OPTIMS = ("schedule_free_adamw", "schedule_free_sgd")
 
 
 def _fraction(value: object) -> bool:
