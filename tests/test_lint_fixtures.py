@@ -29,6 +29,7 @@ EXPECTED: dict[str, list[tuple[str, int]]] = {
     "bad_fractional_warmup.py": [("SF112", 23)],
     "bad_grad_zeroing_backbone.py": [("SF302", 32)],
     "bad_hf_double_warmup.py": [("SF102", 46), ("SF104", 46)],
+    "bad_lambda_unknown_warmup.py": [("SF102", 13)],  # step / warmup is 0 at step 0 for any warmup
     "bad_negative_lr.py": [("SF114", 15)],
     "bad_onecycle_sgd.py": [("SF101", 31), ("SF103", 31)],
     "bad_param_group_frozen_encoder.py": [("SF301", 43)],

@@ -63,3 +63,36 @@ def test_trainer_warmup_schedule_starts_at_zero() -> None:
     assert trainer_messages("schedule_free_adamw", "linear", 0, "SF102") == []
     assert trainer_messages("schedule_free_adamw", "reduce_lr_on_plateau", 100, "SF102") == []
     assert trainer_messages("schedule_free_adamw", "constant", 100, "SF102") == []
+
+
+def test_sf113_says_what_each_class_does_and_names_the_optimizer_a_config_reaches() -> None:
+    [sgd] = lint("import schedulefree\nopt = schedulefree.SGDScheduleFree([], lr=1.0, momentum=0)\n")
+    assert "constructor raises ValueError" in sgd.message and "eval()" not in sgd.message
+    [adamw] = lint(
+        "import schedulefree\nimport torch\n"
+        "CONFIG = {'lr': 1e-3, 'betas': (0.0, 0.999)}\n"
+        "critic = torch.optim.Adam([], **CONFIG)\n"
+        "actor = schedulefree.AdamWScheduleFree([], lr=CONFIG['lr'], betas=CONFIG['betas'])\n"
+    )
+    assert (adamw.code, adamw.location.row) == ("SF113", 3)
+    assert "AdamWScheduleFree accepts it, but optimizer.eval() divides by it" in adamw.message
+    assert [(r.message, r.location.row) for r in adamw.related] == [("reaches AdamWScheduleFree here", 5)]
+
+
+def test_sf113_inline_betas_have_no_related_location() -> None:
+    [finding] = lint("import schedulefree\nopt = schedulefree.AdamWScheduleFree([], lr=1e-3, betas=(0, 0.9))\n")
+    assert finding.related == ()
+
+
+def test_lambda_with_an_unknown_warmup_starts_at_zero() -> None:
+    source = """\
+    import schedulefree
+    from torch.optim.lr_scheduler import LambdaLR
+
+    def build(model, warmup):
+        opt = schedulefree.AdamWScheduleFree(model.parameters(), lr=1e-3)
+        return LambdaLR(opt, lambda step: {body})
+    """
+    assert [f.code for f in lint(source.format(body="min(1.0, step / warmup)"))] == ["SF102"]
+    assert [f.code for f in lint(source.format(body="step * (1 / warmup)"))] == ["SF102"]
+    assert [f.code for f in lint(source.format(body="min(1.0, (step + 1) / warmup)"))] == ["SF101"]
