@@ -22,10 +22,13 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "modes"
 # (code, row, possible) for every fixture; files not listed here must be clean.
 EXPECTED: dict[str, list[tuple[str, int, bool]]] = {
     "sf201_accelerate_branch.py": [("SF201", 20, True)],  # train() only under `if use_compile:`
+    # pytorch_optimizer look-alike: the mode rules apply, the lr rules (its LambdaLR) do not
+    "sf201_lookalike_silent_step.py": [("SF201", 17, False)],
     "sf201_script_upgraded.py": [("SF201", 18, False)],
     "sf201_split_functions.py": [("SF201", 17, False)],  # evaluate() leaves eval mode for the next epoch
     "sf201_trainer_class.py": [("SF201", 24, False)],  # the loop's back edge
     "sf202_script_validation.py": [("SF202", 19, False), ("SF203", 23, False)],
+    "sf202_lookalike_prodigy.py": [("SF202", 16, False), ("SF203", 19, False)],
     "sf202_split_functions.py": [("SF202", 18, False), ("SF203", 28, False)],
     "sf202_trainer_class.py": [("SF203", 28, False), ("SF202", 31, False)],
     "sf204_script.py": [("SF204", 15, False)],

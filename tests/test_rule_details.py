@@ -96,3 +96,15 @@ def test_lambda_with_an_unknown_warmup_starts_at_zero() -> None:
     assert [f.code for f in lint(source.format(body="min(1.0, step / warmup)"))] == ["SF102"]
     assert [f.code for f in lint(source.format(body="step * (1 / warmup)"))] == ["SF102"]
     assert [f.code for f in lint(source.format(body="min(1.0, (step + 1) / warmup)"))] == ["SF101"]
+
+
+def test_sf201_says_whether_the_step_raises() -> None:
+    lookalike = fixture_rows("fixtures/modes/sf201_lookalike_silent_step.py")
+    assert lookalike == [("SF201", 17, False)]
+    [message] = [f.message for f in lint((ROOT / "fixtures/modes/sf201_lookalike_silent_step.py").read_text())]
+    assert "does not check the mode" in message and "raises" not in message
+    source = (ROOT / "fixtures/modes/sf201_lookalike_silent_step.py").read_text()
+    source = source.replace("from pytorch_optimizer import ScheduleFreeAdamW", "from schedulefree import AdamWScheduleFree")
+    messages = {f.code: f.message for f in lint(source.replace("ScheduleFreeAdamW(", "AdamWScheduleFree("))}
+    assert 'raises "Optimizer was not in train mode"' in messages["SF201"]
+    assert "SF102" in messages  # the lr rules do apply to schedulefree's own class

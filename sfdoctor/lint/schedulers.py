@@ -9,6 +9,7 @@ from itertools import pairwise
 import libcst as cst
 
 from ..findings import Fix
+from .constructions import without_lookalikes
 from .edits import call_statement, remove_statements, set_keyword
 from .index import CallSite, Function, descendants, dotted_name
 from .rule import FileContext
@@ -93,6 +94,7 @@ def schedulers(context: FileContext) -> list[Scheduler]:
             continue
         else:
             optimizers = evaluator.optimizers(optimizer, where)
+        optimizers = without_lookalikes(optimizers)  # their lr behaviour is not verified
         if not optimizers.sites:
             continue
         found.append(_describe(context, site, kind, optimizers, where, tuple(call for call, _ in members)))

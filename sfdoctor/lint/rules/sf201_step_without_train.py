@@ -47,8 +47,7 @@ class StepWithoutTrain(Rule):
             self.report(
                 event.node,
                 f"{index.code(event.node.func)}() while the optimizer {'is' if always else 'may be'} in eval mode: "
-                f"{'; '.join(reasons)}, with no .train() in between; step() raises "
-                "\"Optimizer was not in train mode\"",
+                f"{'; '.join(reasons)}, with no .train() in between; {_consequence(sites)}",
                 possible=not (always and known_optimizer),
                 related=tuple(related),
                 notes=("call optimizer.train() next to model.train(), before the forward pass",
@@ -75,3 +74,14 @@ class StepWithoutTrain(Rule):
                 related=(self.context.related("optimizer created here, in eval mode", optimizer.call),),
                 notes=("def on_train_batch_start(self, batch, batch_idx): self.optimizers().train()",),
             )
+
+
+def _consequence(sites: list) -> str:
+    """What step() does in eval mode (checked on CPU for the look-alikes)."""
+    silent = sorted({s.class_name for s in sites if s.is_lookalike and s.class_name != "ProdigyPlusScheduleFree"})
+    if silent and len(silent) == len(sites):
+        return (f"{', '.join(silent)} does not check the mode: no exception, the step runs silently on the "
+                "averaged weights x that eval() put in the model, and training goes on from the wrong point")
+    if all(s.class_name == "ProdigyPlusScheduleFree" for s in sites):
+        return 'step() raises "Not in train mode!"'
+    return 'step() raises "Optimizer was not in train mode"'
