@@ -108,3 +108,18 @@ def test_sf201_says_whether_the_step_raises() -> None:
     messages = {f.code: f.message for f in lint(source.replace("ScheduleFreeAdamW(", "AdamWScheduleFree("))}
     assert 'raises "Optimizer was not in train mode"' in messages["SF201"]
     assert "SF102" in messages  # the lr rules do apply to schedulefree's own class
+
+
+def test_sf115_leaves_fp32_adapters_on_a_bf16_base_alone() -> None:
+    source = """\
+    import schedulefree
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.bfloat16)
+    {adapter}
+    optimizer = schedulefree.AdamWScheduleFree([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    """
+    assert [f.code for f in lint(source.format(adapter="pass"))] == ["SF115"]
+    assert lint(source.format(adapter="model.add_adapter(LoraConfig(r=8))")) == []

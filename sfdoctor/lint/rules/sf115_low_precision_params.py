@@ -16,8 +16,10 @@ from ..values import Evaluator, OptimizerSite, Where, last_name
 LOW_DTYPES = frozenset({"bfloat16", "float16", "half", "bf16", "fp16"})
 CAST_METHODS = {"bfloat16": "bfloat16", "half": "float16"}
 PARAMETER_METHODS = frozenset({"parameters", "named_parameters"})
-# Set-ups that keep fp32 master weights for a low-precision model: not this rule's case.
+# Set-ups that keep fp32 master weights for a low-precision model, or train fp32 adapters on a frozen
+# bf16 base (PEFT casts adapter weights to float32): not this rule's case.
 MASTER_COPY = ("deepspeed.initialize",)
+ADAPTERS = frozenset({"get_peft_model", "add_adapter", "prepare_model_for_kbit_training", "LoraConfig"})
 
 
 class LowPrecisionParams(Rule):
@@ -30,7 +32,8 @@ class LowPrecisionParams(Rule):
 
     def check(self) -> None:
         index = self.context.index
-        if any((site.qualname or "").startswith(MASTER_COPY) for site in index.calls):
+        if any((site.qualname or "").startswith(MASTER_COPY) or last_name(site.node.func) in ADAPTERS
+               for site in index.calls):
             return
         for construction in self.context.analysis(constructions):
             for cast, dtype, certain in self._casts(construction):
