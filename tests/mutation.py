@@ -98,6 +98,8 @@ def _indent(line: str) -> str:
 
 
 def _numbers(rng: random.Random, lines: list[str]) -> list[str]:
+    if not lines:
+        return lines  # an earlier mutation deleted everything
     picked = rng.randrange(len(lines))
     lines = list(lines)
     lines[picked] = NUMBER.sub(lambda m: rng.choice(NUMBERS) if rng.random() < 0.5 else m.group(), lines[picked])

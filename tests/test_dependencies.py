@@ -201,10 +201,51 @@ def section(code: str, title: str) -> list[tuple[str, str]]:
     return blocks
 
 
-@pytest.mark.parametrize("code", ["SF001", "SF002"])
+@pytest.mark.parametrize("code", ["SF001", "SF002", "SF003"])
 @pytest.mark.parametrize("title", ["Example", "Use instead"])
 def test_dependency_rule_documents(code: str, title: str, tmp_path: Path) -> None:
     for language, body in section(code, title):
         (tmp_path / FILE_NAMES[language]).write_text(body, encoding="utf-8")
     codes = [code for _, code, *_ in found("--select", "SF0")]
     assert (code in codes) == (title == "Example"), codes
+
+
+DEEPSPEED_PLUGIN = """\
+import schedulefree
+from accelerate import Accelerator, DeepSpeedPlugin
+
+accelerator = Accelerator(deepspeed_plugin=DeepSpeedPlugin(zero_stage=2))
+"""
+ACCELERATE_ONLY = "import schedulefree\nfrom accelerate import Accelerator\n\naccelerator = Accelerator()\n"
+
+
+@pytest.mark.parametrize(
+    ("pin", "fires"),
+    [
+        ("accelerate==1.14.0", True),
+        ("accelerate<1.15", True),
+        ("accelerate>=0.30,<=1.14.0", True),
+        ("accelerate==1.14.*", True),
+        ("accelerate~=1.10", False),  # admits 1.15 and later
+        ("accelerate>=1.15", False),
+        ("accelerate", False),
+        ("accelerate<1.16", False),
+    ],
+)
+def test_sf003_accelerate_pins_under_deepspeed(pin: str, fires: bool) -> None:
+    write("requirements.txt", f"{pin}\nschedulefree>=1.4\n")
+    write("train.py", DEEPSPEED_PLUGIN)
+    assert found() == ([("requirements.txt", "SF003", 1, 1, 1 + len(pin))] if fires else [])
+
+
+def test_sf003_needs_deepspeed_accelerate_and_schedulefree() -> None:
+    write("requirements.txt", "accelerate==1.14.0\n")
+    write("train.py", ACCELERATE_ONLY)
+    assert found() == []  # no DeepSpeed anywhere
+    write("requirements.txt", "accelerate==1.14.0\ndeepspeed>=0.14\n")
+    result = lint("--output-format", "json")
+    assert [(f["code"], f["possible"]) for f in json.loads(result.stdout)] == [("SF003", True)]  # launch config
+    write("train.py", DEEPSPEED_PLUGIN.replace("import schedulefree\n", ""))
+    assert found() == []  # no ScheduleFree optimizer
+    write("train.py", DEEPSPEED_PLUGIN)
+    assert found("--ignore", "SF003") == []

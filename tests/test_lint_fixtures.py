@@ -18,12 +18,18 @@ from sfdoctor.cli import cli
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "lint"
 
 EXPECTED: dict[str, list[tuple[str, int]]] = {
+    # warmup_steps, a warm-up LambdaLR (SF101 only: no 0/0 there), step(), step_func()
+    "bad_adamc_step.py": [("SF116", 8), ("SF101", 10), ("SF116", 20), ("SF116", 29)],
+    "bad_adamc_trainer.py": [("SF116", 10), ("SF116", 27)],  # Trainer(optimizers=...), configure_optimizers
     "bad_argparse_lambda_warmup.py": [("SF102", 38)],
+    "bad_bf16_from_pretrained.py": [("SF115", 9)],
+    "bad_half_model.py": [("SF115", 18), ("SF115", 22)],  # model.half(); .to("cuda", dtype) from a flag
     "bad_diffusers_text_encoder_lr0.py": [("SF301", 43), ("SF102", 48)],
     "bad_factory_dict_config.py": [("SF110", 35)],
     "bad_fractional_warmup.py": [("SF112", 23)],
     "bad_grad_zeroing_backbone.py": [("SF302", 32)],
     "bad_hf_double_warmup.py": [("SF102", 46), ("SF104", 46)],
+    "bad_lambda_unknown_warmup.py": [("SF102", 13)],  # step / warmup is 0 at step 0 for any warmup
     "bad_negative_lr.py": [("SF114", 15)],
     "bad_onecycle_sgd.py": [("SF101", 31), ("SF103", 31)],
     "bad_param_group_frozen_encoder.py": [("SF301", 43)],
@@ -32,15 +38,20 @@ EXPECTED: dict[str, list[tuple[str, int]]] = {
     "bad_tensor_lr_compile.py": [("SF111", 16)],
     "bad_timm_cosine_warmup.py": [("SF102", 30)],
     "bad_trainer_class_scheduler.py": [("SF110", 30), ("SF102", 35)],
+    "bad_trainer_fractional_warmup.py": [("SF112", 17)],
+    "bad_warmup_fraction_passed_raw.py": [("SF112", 22)],
     "bad_wrapper_around_adam.py": [("SF405", 14)],
     "bad_zero_beta1.py": [("SF113", 15)],
     "broken_notebook_export.py": [("SF000", 10)],
+    "good_adamc_step_func.py": [],  # betas=(0, ...) and a betas write are harmless on ScheduleFree+
     "good_argparse_positive_lr.py": [],
+    "good_autocast_fp32_params.py": [],  # autocast over fp32 parameters; a half() copy after training
     "good_dummy_scheduler.py": [],
     "good_freeze_requires_grad.py": [],
     "good_lambda_in_string_and_comment.py": [],
     "good_scheduler_on_other_branch.py": [],
     "good_scheduler_step_wrapper.py": [],
+    "good_warmup_fraction_converted.py": [],
     "good_wrapper_around_sgd.py": [],
     "good_zero_init_adapter.py": [],
 }

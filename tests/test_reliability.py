@@ -92,7 +92,7 @@ def test_deep_code_in_the_parallel_path_keeps_the_other_files_findings() -> None
 
 TRAINER_ARGS = (
     "from transformers import TrainingArguments\nname = {}\n"
-    "args = TrainingArguments('o', optim='schedule_free_adamw', lr_scheduler_type=name)\n"
+    "args = TrainingArguments('o', optim='schedule_free_adamw', lr_scheduler_type=name, save_strategy='no')\n"
 )
 COSTLY = {
     "lr=10 ** 10 ** 10": (SF_HEADER + "opt = schedulefree.AdamWScheduleFree(model.parameters(), lr=10 ** 10 ** 10)\n", []),

@@ -93,3 +93,14 @@ def test_every_rule_has_its_document(info) -> None:
     text = doc.read_text(encoding="utf-8")
     assert text.splitlines()[0] == f"# {info.code} {info.name}"
     assert re.search(rf"^\*\*Severity:\*\* {info.severity}\b", text, re.MULTILINE)
+
+
+def test_readme_rule_table_is_the_catalogue() -> None:
+    """README's table under "## Rules" is `sfdoctor rule`'s output, so a new rule cannot be left out."""
+    from click.testing import CliRunner
+
+    from sfdoctor.cli import cli
+
+    listed = CliRunner().invoke(cli, ["rule"]).output
+    readme = (RULES_DIR.parent / "README.md").read_text(encoding="utf-8").split("## Rules\n", 1)[1]
+    assert f"```\n{listed}```\n" in readme

@@ -32,6 +32,7 @@ from ..output import (
 from .cache import CACHE_FOLDER
 from .dependencies import (
     DEPENDENCY_RULES,
+    accelerate_deepspeed_evidence,
     is_dependency_file,
     lint_dependency_file,
     never_calls_optimizer_train,
@@ -96,6 +97,9 @@ def _lint_dependencies(
     never_calls_train = cache(
         lambda: settings.enabled("SF002") and never_calls_optimizer_train(path for path, _ in python_files)
     )
+    deepspeed_evidence = cache(
+        lambda: accelerate_deepspeed_evidence(path for path, _ in python_files) if settings.enabled("SF003") else None
+    )
     findings, errors = [], []
     for path, display in files:
         try:
@@ -104,7 +108,7 @@ def _lint_dependencies(
             errors.append(f"{display}: cannot read: {error.strerror or error}")
             continue
         findings += [
-            f for f in lint_dependency_file(display, text, never_calls_train) if settings.enabled(f.code)
+            f for f in lint_dependency_file(display, text, never_calls_train, deepspeed_evidence) if settings.enabled(f.code)
         ]
     return findings, errors
 

@@ -13,13 +13,21 @@ from .values import Evaluator, Optimizers, OptimizerSite, Values, Where
 
 
 def constructions(context: FileContext) -> list[OptimizerSite]:
-    """`AdamWScheduleFree(...)` (or a vendored class of that name) in the file."""
+    """`AdamWScheduleFree(...)` (or a vendored class of that name) in the file; not the look-alikes of
+    other libraries, whose lr behaviour these rules do not know."""
     return [
         found
         for site in context.index.calls
         if (found := context.evaluator.construction(site.node, Where(site.statement, site.function)))
         and found.factory is None
+        and not found.is_lookalike
     ]
+
+
+def without_lookalikes(optimizers: Optimizers) -> Optimizers:
+    """The schedulefree optimizers among `optimizers`, for the rules about lr and freezing."""
+    kept = tuple(s for s in optimizers.sites if not s.is_lookalike)
+    return Optimizers(kept, optimizers.certain and len(kept) == len(optimizers.sites))
 
 
 def base_optimizer_calls(context: FileContext, wrapper: OptimizerSite) -> list[tuple[cst.Call, Where]]:
@@ -125,7 +133,7 @@ def group_writes(context: FileContext, key: str) -> list[GroupWrite]:
         if owner is None:
             continue
         holder, every_group = owner
-        optimizers = context.evaluator.optimizers(holder, where)
+        optimizers = without_lookalikes(context.evaluator.optimizers(holder, where))
         if optimizers.sites:
             found.append(GroupWrite(write, optimizers, every_group))
     return found

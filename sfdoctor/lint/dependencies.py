@@ -1,4 +1,5 @@
-"""SF001/SF002: schedulefree pins in dependency files (not Python, so outside the libcst engine)."""
+"""SF001/SF002: schedulefree pins, SF003: accelerate pins, in dependency files (not Python, so outside
+the libcst engine)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,13 @@ SF002 = RuleInfo(
     "warning",
     "A schedulefree pin below 1.3 in a project that never calls optimizer.train(): upgrading breaks it.",
 )
-DEPENDENCY_RULES = (SF001, SF002)
+SF003 = RuleInfo(
+    "SF003",
+    "accelerate-deepspeed-eval-noop",
+    "warning",
+    "An accelerate pin before 1.15 in a project using DeepSpeed through accelerate with a ScheduleFree optimizer.",
+)
+DEPENDENCY_RULES = (SF001, SF002, SF003)
 
 # Every schedulefree release on PyPI, oldest first.
 KNOWN_RELEASES = tuple(
@@ -47,8 +54,14 @@ UNGUARDED_RELEASES = frozenset(Version(v) for v in ("1.0", "1.1", "1.2", "1.2.1"
 # From this release on, optimizers start in eval mode and step() needs optimizer.train() first.
 EVAL_MODE_DEFAULT_SINCE = Version("1.3")
 
+# accelerate 1.15.0 forwards eval()/train() to the optimizer under DeepSpeed; 1.14.0 does not. A
+# requirement that contains none of these admits only releases before the fix.
+ACCELERATE_FIXED_PROBES = tuple(Version(v) for v in ("1.15.0", "1.15.1", "1.16.0", "1.20.0", "2.0.0", "3.0.0", "99.0"))
+USES_ACCELERATE = re.compile(rb"\b(?:from|import)\s+accelerate\b")
+# DeepSpeed chosen in the code: accelerate's plugin, or its distributed type
+DEEPSPEED_THROUGH_ACCELERATE = re.compile(rb"DeepSpeedPlugin|deepspeed_plugin|DistributedType\.DEEPSPEED")
 DEPENDENCY_FILE = re.compile(r"requirements.*\.txt|pyproject\.toml|setup\.cfg|environment\.ya?ml")
-MENTIONS = re.compile(r"schedulefree", re.IGNORECASE)
+MENTIONS = re.compile(r"schedulefree|accelerate|deepspeed", re.IGNORECASE)
 # SF002's whole-project check is text, not analysis: a receiver whose name contains "opt"
 # (`optimizer`, `self.opt`, `optimizers[0]`, `self.optimizers()`) calling `.train()`.
 OPTIMIZER_TRAIN_CALL = re.compile(rb"\w*opt\w*(?:\(\))?(?:\[[^\]\n]*\])?\s*\.\s*train\(\s*\)", re.IGNORECASE)
@@ -93,12 +106,54 @@ def never_calls_optimizer_train(python_files: Iterable[Path]) -> bool:
     return uses_schedulefree or any(NAMES_SCHEDULEFREE.search(data) for _, data in config_files(folders))
 
 
-def lint_dependency_file(display: str, text: str, never_calls_train: Callable[[], bool]) -> list[Finding]:
-    """SF001/SF002 findings for one dependency file; `never_calls_train` is asked only when needed."""
+def accelerate_deepspeed_evidence(python_files: Iterable[Path]) -> str | None:
+    """How the project shows it runs a ScheduleFree optimizer under DeepSpeed through accelerate:
+    "code" (accelerate's DeepSpeed plugin in the code), "accelerate" (schedulefree and accelerate
+    are used; DeepSpeed would come from the launch configuration), or None."""
+    found: set[str] = set()
+    for path in python_files:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        found |= {name for name, pattern in (
+            ("schedulefree", NAMES_SCHEDULEFREE), ("accelerate", USES_ACCELERATE),
+            ("code", DEEPSPEED_THROUGH_ACCELERATE)) if pattern.search(data)}
+    if not {"schedulefree", "accelerate"} <= found:
+        return None
+    return "code" if "code" in found else "accelerate"
+
+
+def lint_dependency_file(
+    display: str,
+    text: str,
+    never_calls_train: Callable[[], bool],
+    deepspeed_evidence: Callable[[], str | None] = lambda: None,
+) -> list[Finding]:
+    """SF001/SF002/SF003 findings for one dependency file; the callables are asked only when needed."""
     if not MENTIONS.search(text):
         return []
     findings = []
-    for spec_text, requirement, row, column in _requirements(Path(display).name, text):
+    candidates = list(_requirements(Path(display).name, text))
+    for spec_text, requirement, row, column in candidates:
+        if _admits_only_before_fix(requirement):
+            evidence = deepspeed_evidence()
+            lists_deepspeed = any(_name(r) == "deepspeed" for _, r, _, _ in candidates)
+            if evidence == "code" or (evidence == "accelerate" and lists_deepspeed):
+                findings.append(
+                    Finding(
+                        SF003,
+                        f"`{spec_text}` admits only accelerate releases before 1.15, whose prepared optimizer "
+                        "does not pass eval()/train() on to a ScheduleFree optimizer under DeepSpeed: "
+                        "evaluations and checkpoints silently use y, not the averaged weights x",
+                        display,
+                        Location(row, column),
+                        Location(row, column + len(spec_text)),
+                        possible=evidence != "code",
+                        notes=("require `accelerate>=1.15`",),
+                    )
+                )
+            continue
         admitted = _admitted_releases(requirement)
         if not admitted:
             continue
@@ -130,6 +185,24 @@ def lint_dependency_file(display: str, text: str, never_calls_train: Callable[[]
                 )
             )
     return findings
+
+
+def _name(text: str) -> str | None:
+    try:
+        return canonicalize_name(Requirement(text).name)
+    except InvalidRequirement:
+        return None
+
+
+def _admits_only_before_fix(text: str) -> bool:
+    """An accelerate requirement with a specifier that admits no release from 1.15 on."""
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement:
+        return False
+    if canonicalize_name(requirement.name) != "accelerate" or requirement.url or not requirement.specifier:
+        return False
+    return not any(requirement.specifier.contains(v, prereleases=True) for v in ACCELERATE_FIXED_PROBES)
 
 
 def _admitted_releases(text: str) -> list[Version]:

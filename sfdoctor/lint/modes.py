@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from ..findings import Location, Related
+from .ema import ema_update
 from .index import CallSite, Function, Unpacked, descendants, dotted_name
 from .project.facts import Helper
 from .project.view import row_of
@@ -46,7 +47,8 @@ MAX_CORRELATED = 24  # statements searched for the second `if` of a correlated p
 MAX_CALL_DEPTH = 40
 MAX_OPTIONS = 16
 
-OPTIMIZER_METHODS = frozenset({"step", "train", "eval", "load_state_dict"})
+# step_func(loss) is AdamCScheduleFreePlusPaper's step
+OPTIMIZER_METHODS = frozenset({"step", "step_func", "train", "eval", "load_state_dict"})
 # Calls that take the optimizer and leave its mode alone; any other external call that is handed
 # the optimizer may switch it (HF Trainer, a helper in another file): the mode becomes unknown.
 MODE_PRESERVING = frozenset(
@@ -80,7 +82,7 @@ MODE_FUNCTION = re.compile(r"^opt\w*_(?P<mode>train|eval)(_fn|_func|_function)?$
 class Event:
     """Something whose correctness depends on the mode, with the state it was reached with."""
 
-    kind: str  # "step" | "mode" | "load" | "evaluate" | "save" | "recalibrate" | "opaque"
+    kind: str  # "step" | "mode" | "load" | "evaluate" | "save" | "recalibrate" | "opaque" | "ema"
     node: cst.CSTNode
     function: Function | None
     state: State
@@ -706,6 +708,8 @@ class _Walker:
         if node in a.sites:
             initial = a.sites[node].initial_mode
             return {**state, **{key: frozenset({(initial, node)}) for key in a.keys if node in key}}
+        if (averager := ema_update(self.context, site)) is not None:
+            self.record_ema(site, state, *averager)
         callees = a.callees.get(node)
         if callees:
             return self.local_call(site, callees, name, state)
@@ -730,6 +734,12 @@ class _Walker:
         elif self.may_switch_mode(site, name):
             return self.opaque(site, state, passed)
         return state
+
+    def record_ema(self, site: CallSite, state: State, averager: cst.Call, where: Where) -> None:
+        """An EMA/SWA update: it averages what the model holds now (`y` in train mode)."""
+        models = self.a.gather(site.node, self.function, site.statement)
+        models |= self.a.gather(averager, where.function, where.statement)
+        self.record(Event("ema", site.node, self.function, state, region=site.node, models=models))
 
     def may_switch_mode(self, site: CallSite, name: str) -> bool:
         """A call handed the optimizer that may switch its mode: a framework that runs the training
@@ -770,7 +780,7 @@ class _Walker:
 
     def optimizer_call(self, site: CallSite, method: str, state: State) -> State:
         key, _ = self.a.receivers[site.node]
-        if method == "step":
+        if method in ("step", "step_func"):
             self.record(Event("step", site.node, self.function, state, key=key))
             return {**state, BACKWARD: CLEAN}
         if method == "load_state_dict":

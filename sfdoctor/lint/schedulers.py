@@ -9,6 +9,7 @@ from itertools import pairwise
 import libcst as cst
 
 from ..findings import Fix
+from .constructions import without_lookalikes
 from .edits import call_statement, remove_statements, set_keyword
 from .index import CallSite, Function, descendants, dotted_name
 from .rule import FileContext
@@ -98,11 +99,15 @@ def schedulers(context: FileContext) -> list[Scheduler]:
             continue
         else:
             optimizers = evaluator.optimizers(optimizer, where)
+        optimizers = without_lookalikes(optimizers)  # their lr behaviour is not verified
         if not optimizers.sites:
             continue
         found.append(_describe(context, site, kind, optimizers, where, tuple(call for call, _ in members)))
     consumed = {id(call) for s in found for call in s.members}
-    return [replace(s, part_of_combined=True) if id(s.site.node) in consumed else s for s in found]
+    found = [replace(s, part_of_combined=True) if id(s.site.node) in consumed else s for s in found]
+    # ScheduleFree+ stores x and keeps Adam's betas inside: lr 0 cannot give 0/0, cycling beta1 cannot corrupt x
+    return [replace(s, starts_at_zero=NO, cycles_momentum=NO) if all(o.is_adamc for o in s.optimizers.sites) else s
+            for s in found]
 
 
 def _looked_up(context: FileContext, site: CallSite) -> str | None:

@@ -22,6 +22,7 @@ _COMPARE = {
     cst.Equal: operator.eq,
     cst.NotEqual: operator.ne,
 }
+_ZERO_PRESERVING = (cst.Divide, cst.FloorDivide, cst.Multiply)
 _FUNCTIONS = {"min": min, "max": max, "float": float, "int": int, "abs": abs, "math.cos": math.cos,
               "math.sqrt": math.sqrt, "math.exp": math.exp, "math.log": math.log}
 
@@ -129,7 +130,15 @@ class Schedule:
             return env[node.value]
         if isinstance(node, cst.BinaryOperation) and type(node.operator) in _BINARY:
             operation = _BINARY[type(node.operator)]
-            return bounded(operation, self._expression(node.left, env), self._expression(node.right, env))
+            left = self._expression(node.left, env)
+            try:
+                right = self._expression(node.right, env)
+            except _Unknown:
+                # `step / warmup` at step 0 is 0 whatever the (positive) warm-up is; 0 raises anyway
+                if left == 0 and isinstance(node.operator, _ZERO_PRESERVING):
+                    return 0.0
+                raise
+            return bounded(operation, left, right)
         if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
             return -self._expression(node.expression, env)
         if isinstance(node, cst.IfExp):

@@ -42,17 +42,32 @@ SF_CLASSES = frozenset(
         "ScheduleFreeWrapperReference",
     }
 )
+# Look-alikes of other libraries: they keep y/x/z and need train()/eval() (the mode rules apply), but
+# start in train mode; their lr behaviour is not verified, so the lr rules leave them alone. Checked on
+# CPU: pytorch_optimizer 4.1.0 and heavyball 3.2.1 step silently in eval mode, prodigy-plus-schedule-free
+# 2.0.1 raises "Not in train mode!".
+LOOKALIKE_CLASSES = frozenset(
+    {"ScheduleFreeAdamW", "ScheduleFreeSGD", "ScheduleFreeRAdam", "ProdigyPlusScheduleFree", "SFAdamW",
+     "ForeachSFAdamW", "PaLMForeachSFAdamW"}
+)
 WRAPPER_CLASSES = frozenset({"ScheduleFreeWrapper", "ScheduleFreeWrapperReference"})
 # Constructor parameters in order (schedulefree 1.4.1); vendored copies share the names.
 _ADAMW = ("params", "lr", "betas", "eps", "weight_decay", "warmup_steps", "r", "weight_lr_power", "foreach")
 _SGD = ("params", "lr", "momentum", "weight_decay", "warmup_steps", "r", "weight_lr_power", "foreach")
 _RADAM = ("params", "lr", "betas", "eps", "weight_decay", "r", "weight_lr_power", "foreach", "silent_sgd_phase")
+# ScheduleFree+ (upstream git head after 1.4.1): `betas` are Adam's inner moments, x is stored, no warmup_steps.
+ADAMC = "AdamCScheduleFreePlusPaper"
+_ADAMC = (
+    "params", "lr", "betas", "sf_beta1", "eps", "weight_decay", "r", "polyak_beta", "c_warmup",
+    "sf_beta1_anneal_steps", "sf_beta1_max", "weight_lr_power",
+)
 SIGNATURES = {
     "AdamWScheduleFree": _ADAMW,
     "AdamWScheduleFreeClosure": _ADAMW,
     "AdamWScheduleFreePaper": _ADAMW,
     "AdamWScheduleFreeReference": _ADAMW,
-    "AdamCScheduleFreePlusPaper": _ADAMW,
+    ADAMC: _ADAMC,
+    **dict.fromkeys(LOOKALIKE_CLASSES, ("params", "lr")),
     "SGDScheduleFree": _SGD,
     "SGDScheduleFreeReference": _SGD,
     "SGDScheduleFreeClosure": ("params", "lr", "weight_decay", "momentum", "warmup_steps", "r", "weight_lr_power"),
@@ -147,7 +162,7 @@ class OptimizerSite:
     def initial_mode(self) -> str:
         if self.built is not None and self.built.mode is not None:
             return self.built.mode
-        return "train" if self.class_name == "SGDScheduleFreeReference" else "eval"
+        return "train" if self.class_name == "SGDScheduleFreeReference" or self.is_lookalike else "eval"
 
     @property
     def is_wrapper(self) -> bool:
@@ -156,6 +171,15 @@ class OptimizerSite:
     @property
     def is_closure(self) -> bool:
         return self.class_name.endswith("Closure")
+
+    @property
+    def is_lookalike(self) -> bool:
+        return self.class_name in LOOKALIKE_CLASSES
+
+    @property
+    def is_adamc(self) -> bool:
+        """ScheduleFree+: x is stored, so lr 0 and betas[0] 0 cannot break the average."""
+        return self.class_name == ADAMC
 
 
 @dataclass(frozen=True)
@@ -582,6 +606,8 @@ class Evaluator:
         name = last_name(call.func)
         if name in SF_CLASSES or qualname.rsplit(".", 1)[-1] in SF_CLASSES or name in self.schedulefree_subclasses:
             return OptimizerSite(call, name if name in SF_CLASSES else qualname.rsplit(".", 1)[-1], where)
+        if name in LOOKALIKE_CLASSES:
+            return OptimizerSite(call, name, where)
         if qualname in self.factories and (anywhere or self.factories[qualname] is None):
             return OptimizerSite(call, name or qualname, where, factory=qualname)
         built = self._project_built(call, None if anywhere else ())

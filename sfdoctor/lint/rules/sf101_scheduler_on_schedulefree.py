@@ -18,10 +18,15 @@ class SchedulerOnScheduleFree(Rule):
             ):
                 continue
             optimizer = scheduler.optimizers.sites[0]
+            harm = (
+                "its lr multiplies the Polyak step size, so a schedule that reaches 0 stops learning"
+                if optimizer.is_adamc
+                else "a decaying schedule that reaches lr 0 stops learning and divides by weight_sum = 0 in "
+                "ckp1 = weight/weight_sum"
+            )
             self.report(
                 scheduler.site.node,
-                f"{scheduler.kind} on {optimizer.class_name}: ScheduleFree needs no schedule, and a decaying "
-                "schedule that reaches lr 0 stops learning and divides by weight_sum = 0 in ckp1 = weight/weight_sum",
+                f"{scheduler.kind} on {optimizer.class_name}: ScheduleFree needs no schedule, and {harm}",
                 possible=not scheduler.certain,
                 related=(self.context.created(optimizer),),
                 notes=("remove the scheduler and its .step() calls; use warmup_steps=N on the optimizer to warm up",),

@@ -1,6 +1,9 @@
 from ...findings import RuleInfo
+from ..modes import TRAINER_OPTIMS, trainer_arguments
 from ..rule import Rule
 from ..schedulers import removal_fix, schedulers
+from ..trainer import STARTS_AT_ZERO_WITH_WARMUP, scheduler_types, warmup_given
+from ..values import Evaluator, last_name
 
 
 class SchedulerStartsAtZero(Rule):
@@ -33,4 +36,31 @@ class SchedulerStartsAtZero(Rule):
                     ),
                 ),
                 fix=None if possible else removal_fix(self.context, scheduler),
+            )
+        self._trainer_arguments()
+
+    def _trainer_arguments(self) -> None:
+        """TrainingArguments(optim="schedule_free_*", lr_scheduler_type=<a warm-up schedule>, warmup_steps > 0):
+        the scheduler Trainer builds starts at factor 0."""
+        for arguments in self.context.analysis(trainer_arguments):
+            optims = [v for v in arguments.optim if v in TRAINER_OPTIMS]
+            found = scheduler_types(self.context, arguments) if optims else None
+            if found is None:
+                continue
+            values, known = found
+            ramps = [v for v in values if v in STARTS_AT_ZERO_WITH_WARMUP]
+            warmup, warmup_certain = warmup_given(self.context, arguments)
+            if not ramps or not warmup:
+                continue
+            certain = known and len(ramps) == len(values) and warmup_certain
+            certain &= arguments.optim_known and len(optims) == len(arguments.optim)
+            node = Evaluator.argument(arguments.call, "warmup_steps", None) or arguments.call
+            self.report(
+                node,
+                f"{last_name(arguments.call.func)}(optim={optims[0]!r}, lr_scheduler_type={ramps[0]!r}) with a "
+                f"warm-up: the {ramps[0]!r} scheduler Trainer builds starts at factor 0, so its constructor sets "
+                "lr to 0 before the first step, which then does not learn (weight_sum stays 0; ckp1 = 0/0 is "
+                "guarded to 0 in the schedulefree >= 1.2.6 Trainer requires)",
+                possible=not certain,
+                notes=('use lr_scheduler_type="constant": the optimizer\'s own warmup_steps still warms up',),
             )

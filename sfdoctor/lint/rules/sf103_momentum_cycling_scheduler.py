@@ -40,6 +40,8 @@ class MomentumCyclingScheduler(Rule):
             )
         for key in ("betas", "momentum"):
             for write in group_writes(self.context, key):
+                if all(site.is_adamc for site in write.optimizers.sites):
+                    continue  # ScheduleFree+'s betas are Adam's; x is stored, not rebuilt from beta1
                 self.report(
                     write.write.value,
                     f"param_group[{key!r}] changed on a ScheduleFree optimizer: {WHY}",

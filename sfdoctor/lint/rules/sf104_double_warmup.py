@@ -18,7 +18,7 @@ class DoubleWarmup(Rule):
                 continue
             for construction in scheduler.optimizers.sites:
                 warmup = construction.argument("warmup_steps")
-                if warmup is None:
+                if warmup is None or construction.is_adamc:  # its warmup_steps is a TypeError: SF116
                     continue
                 fires, certain = self.context.evaluator.values(warmup, construction.where).triggers(_positive)
                 if fires:

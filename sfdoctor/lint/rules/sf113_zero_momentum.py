@@ -13,6 +13,8 @@ class ZeroMomentum(Rule):
     def check(self) -> None:
         evaluator = self.context.evaluator
         for construction in self.context.analysis(constructions):
+            if construction.is_adamc:
+                continue  # its betas are Adam's inner moments; x is stored, eval() divides by nothing
             momentum = construction.argument("momentum")
             candidates = [(momentum, construction.where, "momentum")] if momentum is not None else []
             betas = construction.argument("betas")
@@ -29,8 +31,22 @@ class ZeroMomentum(Rule):
                 if fires:
                     self.report(
                         node,
-                        f"{what} is {describe(values)}: optimizer.eval() divides by it to rebuild x "
-                        "(ZeroDivisionError: float division by zero in eval())",
+                        f"{what} is {describe(values)}: {_consequence(construction.class_name)}",
                         possible=not certain or construction.possible,
+                        # a config dict may feed other optimizers too: say which ScheduleFree one it reaches
+                        related=(
+                            (self.context.related(f"reaches {construction.class_name} here", construction.call),)
+                            if where.statement is not construction.where.statement
+                            else ()
+                        ),
                         notes=(f"use {what} in (0, 1), e.g. 0.9",),
                     )
+
+
+def _consequence(class_name: str) -> str:
+    if class_name.startswith("SGDScheduleFree"):
+        # `if momentum <= 0 or momentum >= 1: raise ValueError` since the first release (1.4.1 checked)
+        return (f"{class_name}'s constructor raises ValueError(\"Momentum must be between 0 and 1 exclusive\") "
+                "in every schedulefree release up to 1.4.1")
+    return (f"{class_name} accepts it, but optimizer.eval() divides by it to rebuild x "
+            "(ZeroDivisionError: float division by zero in eval())")

@@ -1,4 +1,5 @@
 from ...findings import RuleInfo
+from ..lightning import lightning_modules, switches
 from ..mode_fixes import train_before_loop
 from ..modes import conditions, kinds, mode_analysis, settled
 from ..rule import Rule
@@ -46,11 +47,41 @@ class StepWithoutTrain(Rule):
             self.report(
                 event.node,
                 f"{index.code(event.node.func)}() while the optimizer {'is' if always else 'may be'} in eval mode: "
-                f"{'; '.join(reasons)}, with no .train() in between; step() raises "
-                "\"Optimizer was not in train mode\"",
+                f"{'; '.join(reasons)}, with no .train() in between; {_consequence(sites)}",
                 possible=not (always and known_optimizer),
                 related=tuple(related),
                 notes=("call optimizer.train() next to model.train(), before the forward pass",
                        *conditions(analysis, {event.key})),
                 fix=train_before_loop(self.context, event.node, facts) if known_optimizer else None,
             )
+        self._lightning()
+
+    def _lightning(self) -> None:
+        """Lightning calls step() itself: with no train() anywhere, its first step raises."""
+        modules = lightning_modules(self.context)
+        if not modules or switches(self.context, None, "train"):
+            return
+        for module in modules:
+            optimizer = module.optimizer
+            if optimizer.is_closure or optimizer.is_adamc or optimizer.initial_mode != "eval":
+                continue  # closures have no modes; ScheduleFree+ cannot be driven by Lightning at all (SF116)
+            self.report(
+                module.node.name,
+                f"{module.node.name.value} returns {optimizer.class_name} from configure_optimizers and nothing in "
+                "this file calls optimizer.train(): it starts in eval mode (schedulefree >= 1.3), so Lightning's "
+                "first optimizer.step() raises \"Optimizer was not in train mode\"",
+                possible=optimizer.possible,
+                related=(self.context.related("optimizer created here, in eval mode", optimizer.call),),
+                notes=("def on_train_batch_start(self, batch, batch_idx): self.optimizers().train()",),
+            )
+
+
+def _consequence(sites: list) -> str:
+    """What step() does in eval mode (checked on CPU for the look-alikes)."""
+    silent = sorted({s.class_name for s in sites if s.is_lookalike and s.class_name != "ProdigyPlusScheduleFree"})
+    if silent and len(silent) == len(sites):
+        return (f"{', '.join(silent)} does not check the mode: no exception, the step runs silently on the "
+                "averaged weights x that eval() put in the model, and training goes on from the wrong point")
+    if all(s.class_name == "ProdigyPlusScheduleFree" for s in sites):
+        return 'step() raises "Not in train mode!"'
+    return 'step() raises "Optimizer was not in train mode"'

@@ -3,7 +3,7 @@ from collections.abc import Iterable
 import libcst as cst
 
 from ...findings import Edit, Fix, RuleInfo
-from ..constructions import is_zero
+from ..constructions import is_zero, without_lookalikes
 from ..edits import freeze_code, insert_before, remove_statements
 from ..index import Binding, CallSite, dotted_name
 from ..rule import Rule
@@ -164,7 +164,9 @@ class FreezeByZeroing(Rule):
         for site in sites:
             if _method(site) == "step":
                 receiver = site.node.func.value  # type: ignore[attr-defined]
-                optimizers = self.context.evaluator.optimizers(receiver, Where(site.statement, site.function))
+                optimizers = without_lookalikes(
+                    self.context.evaluator.optimizers(receiver, Where(site.statement, site.function))
+                )
                 if optimizers.sites:
                     return optimizers
         return None
