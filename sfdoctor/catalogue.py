@@ -9,7 +9,7 @@ from .findings import RuleInfo
 
 
 def all_rules() -> list[RuleInfo]:
-    from .lint.dependencies import DEPENDENCY_RULES
+    from .lint.analysis.dependencies import DEPENDENCY_RULES
     from .lint.engine import rule_infos
     from .replay.codes import REPLAY_RULES
 

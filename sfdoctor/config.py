@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FatalError
-from .lint.files import pattern_error
+from .lint.files.discover import pattern_error
 from .output import FORMATS
 
 if sys.version_info >= (3, 11):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sfdoctor.findings import Finding
 from sfdoctor.lint.engine import Settings, lint_source
-from sfdoctor.lint.fix import fixed_text
+from sfdoctor.lint.fixes.fix import fixed_text
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:e-?\d+)?(?![\w.])")

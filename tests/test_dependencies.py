@@ -12,7 +12,7 @@ import pytest
 import schedulefree
 from cli_helpers import lint, write
 
-from sfdoctor.lint.dependencies import KNOWN_RELEASES, UNGUARDED_RELEASES, is_unguarded
+from sfdoctor.lint.analysis.dependencies import KNOWN_RELEASES, UNGUARDED_RELEASES, is_unguarded
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 USES_SF = "import schedulefree\n\nmodel = None\noptimizer = schedulefree.SGDScheduleFree([], lr=1.0)\n"

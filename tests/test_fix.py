@@ -16,7 +16,7 @@ import pytest
 from cli_helpers import lint
 
 from sfdoctor.findings import Edit, Fix, RuleInfo
-from sfdoctor.lint import fix as fix_module
+from sfdoctor.lint.fixes import fix as fix_module
 from sfdoctor.lint.rule import Rule, discover_rules
 
 CLOSURE = """\

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from sfdoctor.cli import cli
+from sfdoctor.lint.analysis.modes import mode_analysis
 from sfdoctor.lint.engine import Settings, lint_source
-from sfdoctor.lint.modes import mode_analysis
 from sfdoctor.lint.rule import FileContext
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "modes"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sfdoctor.lint.dependencies import DEPENDENCY_RULES
+from sfdoctor.lint.analysis.dependencies import DEPENDENCY_RULES
 from sfdoctor.lint.engine import Settings, lint_source, rule_infos
-from sfdoctor.lint.fix import fixed_text
+from sfdoctor.lint.fixes.fix import fixed_text
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 SECTIONS = ["What it does", "Why is this bad?", "Example", "Use instead", "Fix safety", "References"]

@@ -29,18 +29,18 @@ from ..output import (
     print_statistics,
     summary_line,
 )
-from .cache import CACHE_FOLDER
-from .dependencies import (
+from .analysis.dependencies import (
     DEPENDENCY_RULES,
     accelerate_deepspeed_evidence,
     is_dependency_file,
     lint_dependency_file,
     never_calls_optimizer_train,
 )
+from .cache import CACHE_FOLDER
 from .engine import Settings, lint_files, rule_infos
-from .files import DEFAULT_EXCLUDE, PathPatterns, changed_files, discover
-from .fix import FileFix, fix_file
-from .source import DEFAULT_MAX_FILE_SIZE, MEGABYTE
+from .files.discover import DEFAULT_EXCLUDE, PathPatterns, changed_files, discover
+from .files.source import DEFAULT_MAX_FILE_SIZE, MEGABYTE
+from .fixes.fix import FileFix, fix_file
 
 Files = list[tuple[Path, str]]
 

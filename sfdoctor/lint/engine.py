@@ -16,14 +16,14 @@ from pathlib import Path
 import libcst as cst
 
 from ..findings import Finding, Location, RuleInfo
+from .analysis.values import configured_factories
 from .cache import ResultCache
+from .files.source import DEFAULT_MAX_FILE_SIZE, MEGABYTE, NotLintable, read_source, utf8_source
 from .project.facts import ModuleSummary
 from .project.link import link
 from .project.summary import summarise
 from .project.view import ProjectView
 from .rule import FileContext, Rule, discover_rules, source_lines
-from .source import DEFAULT_MAX_FILE_SIZE, MEGABYTE, NotLintable, read_source, utf8_source
-from .values import configured_factories
 
 SYNTAX_ERROR = RuleInfo("SF000", "syntax-error", "error", "A file that does not parse.")
 # Every finding needs a ScheduleFree optimizer or a `schedule_free_*` Trainer option in the file.

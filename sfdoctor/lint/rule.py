@@ -13,9 +13,9 @@ import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from ..findings import Finding, Fix, Location, Related, RuleInfo, Severity
-from .index import ModuleIndex
+from .analysis.index import ModuleIndex
+from .analysis.values import Evaluator, OptimizerSite
 from .project.view import ProjectView
-from .values import Evaluator, OptimizerSite
 
 T = TypeVar("T")
 LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")

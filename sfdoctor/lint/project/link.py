@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..source import NotLintable, read_source
+from ..files.source import NotLintable, read_source
 from .configs import configured_optimizers
 from .facts import ModuleSummary
 from .view import ProjectView, module_names

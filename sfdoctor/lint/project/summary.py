@@ -13,10 +13,10 @@ from dataclasses import replace
 
 import libcst as cst
 
-from ..index import CallSite, Function, ModuleIndex, dotted_name
-from ..modes import EVALUATION_NAME, OPTIMIZER_NAME, SAVE_METHODS, kinds, mode_analysis
+from ..analysis.index import CallSite, Function, ModuleIndex, dotted_name
+from ..analysis.modes import EVALUATION_NAME, OPTIMIZER_NAME, SAVE_METHODS, kinds, mode_analysis
+from ..analysis.values import OptimizerSite, Where, last_name
 from ..rule import FileContext
-from ..values import OptimizerSite, Where, last_name
 from .facts import Built, ClassFacts, Helper, ModuleSummary, Passed
 
 # A function named for saving the model (not `save_state`: a resume state is no checkpoint of the weights).

@@ -1,6 +1,6 @@
 from ...findings import RuleInfo
+from ..analysis.schedulers import schedulers
 from ..rule import Rule
-from ..schedulers import schedulers
 
 
 class SchedulerOnScheduleFree(Rule):

@@ -1,9 +1,9 @@
 from ...findings import RuleInfo
-from ..modes import TRAINER_OPTIMS, trainer_arguments
+from ..analysis.modes import TRAINER_OPTIMS, trainer_arguments
+from ..analysis.schedulers import removal_fix, schedulers
+from ..analysis.trainer import STARTS_AT_ZERO_WITH_WARMUP, scheduler_types, warmup_given
+from ..analysis.values import Evaluator, last_name
 from ..rule import Rule
-from ..schedulers import removal_fix, schedulers
-from ..trainer import STARTS_AT_ZERO_WITH_WARMUP, scheduler_types, warmup_given
-from ..values import Evaluator, last_name
 
 
 class SchedulerStartsAtZero(Rule):

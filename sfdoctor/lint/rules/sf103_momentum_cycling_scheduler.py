@@ -1,8 +1,8 @@
 from ...findings import RuleInfo
-from ..constructions import group_writes
-from ..edits import set_keyword
+from ..analysis.constructions import group_writes
+from ..analysis.schedulers import schedulers
+from ..fixes.edits import set_keyword
 from ..rule import Rule
-from ..schedulers import schedulers
 
 WHY = (
     "optimizer.eval() rebuilds the averaged weights x with the current beta1/momentum, so a value that "

@@ -1,6 +1,6 @@
 from ...findings import RuleInfo
+from ..analysis.schedulers import removal_fix, schedulers
 from ..rule import Rule
-from ..schedulers import removal_fix, schedulers
 
 
 def _positive(value: object) -> bool:

@@ -1,5 +1,5 @@
 from ...findings import RuleInfo
-from ..constructions import constructions, describe, is_zero, lr_argument, zero_lr_writes
+from ..analysis.constructions import constructions, describe, is_zero, lr_argument, zero_lr_writes
 from ..rule import Rule
 
 WHY = (

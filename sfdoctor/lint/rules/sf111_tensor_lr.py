@@ -1,7 +1,7 @@
 import libcst as cst
 
 from ...findings import RuleInfo
-from ..constructions import is_zero, lr_expressions
+from ..analysis.constructions import is_zero, lr_expressions
 from ..rule import Rule
 
 TENSOR_FACTORIES = frozenset({"torch.tensor", "torch.as_tensor", "torch.Tensor", "torch.full", "torch.scalar_tensor"})

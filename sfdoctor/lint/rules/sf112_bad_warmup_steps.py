@@ -3,12 +3,12 @@ from __future__ import annotations
 import libcst as cst
 
 from ...findings import RuleInfo
-from ..constructions import constructions, describe
-from ..index import descendants
-from ..modes import trainer_arguments
+from ..analysis.constructions import constructions, describe
+from ..analysis.index import descendants
+from ..analysis.modes import trainer_arguments
+from ..analysis.trainer import WARMUP_OPTIMS
+from ..analysis.values import Evaluator, Where, last_name
 from ..rule import Rule
-from ..trainer import WARMUP_OPTIMS
-from ..values import Evaluator, Where, last_name
 
 
 def _fraction(value: object) -> bool:

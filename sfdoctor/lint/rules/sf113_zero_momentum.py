@@ -1,7 +1,7 @@
 import libcst as cst
 
 from ...findings import RuleInfo
-from ..constructions import constructions, describe, is_zero
+from ..analysis.constructions import constructions, describe, is_zero
 from ..rule import Rule
 
 

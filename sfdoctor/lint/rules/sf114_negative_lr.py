@@ -1,5 +1,5 @@
 from ...findings import RuleInfo
-from ..constructions import describe, is_negative, lr_expressions
+from ..analysis.constructions import describe, is_negative, lr_expressions
 from ..rule import Rule
 
 

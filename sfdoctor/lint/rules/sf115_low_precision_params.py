@@ -8,10 +8,10 @@ from __future__ import annotations
 import libcst as cst
 
 from ...findings import RuleInfo
-from ..constructions import constructions
-from ..index import descendants, dotted_name
+from ..analysis.constructions import constructions
+from ..analysis.index import descendants, dotted_name
+from ..analysis.values import Evaluator, OptimizerSite, Where, last_name
 from ..rule import Rule
-from ..values import Evaluator, OptimizerSite, Where, last_name
 
 LOW_DTYPES = frozenset({"bfloat16", "float16", "half", "bf16", "fp16"})
 CAST_METHODS = {"bfloat16": "bfloat16", "half": "float16"}

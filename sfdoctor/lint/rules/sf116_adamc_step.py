@@ -8,10 +8,10 @@ from __future__ import annotations
 import libcst as cst
 
 from ...findings import RuleInfo
-from ..constructions import constructions
-from ..modes import mode_analysis
+from ..analysis.constructions import constructions
+from ..analysis.modes import mode_analysis
+from ..analysis.values import ADAMC, Evaluator, Optimizers, Where, last_name
 from ..rule import Rule
-from ..values import ADAMC, Evaluator, Optimizers, Where, last_name
 
 STEP_FUNC = "call optimizer.step_func(loss.item()) after backward(): its Polyak step size needs the loss value"
 

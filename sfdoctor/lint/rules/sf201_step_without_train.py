@@ -1,7 +1,7 @@
 from ...findings import RuleInfo
-from ..lightning import lightning_modules, switches
-from ..mode_fixes import train_before_loop
-from ..modes import conditions, kinds, mode_analysis, settled
+from ..analysis.lightning import lightning_modules, switches
+from ..analysis.modes import conditions, kinds, mode_analysis, settled
+from ..fixes.mode_fixes import train_before_loop
 from ..rule import Rule
 
 

@@ -1,6 +1,6 @@
 from ...findings import RuleInfo
-from ..mode_fixes import eval_around
-from ..modes import mode_reports
+from ..analysis.modes import mode_reports
+from ..fixes.mode_fixes import eval_around
 from ..rule import Rule
 
 

@@ -1,8 +1,8 @@
 import libcst as cst
 
 from ...findings import Fix, RuleInfo
-from ..edits import call_statement, remove_statements
-from ..modes import mode_analysis
+from ..analysis.modes import mode_analysis
+from ..fixes.edits import call_statement, remove_statements
 from ..rule import Rule
 
 

@@ -1,5 +1,5 @@
 from ...findings import RuleInfo
-from ..modes import kinds, mode_analysis, settled
+from ..analysis.modes import kinds, mode_analysis, settled
 from ..rule import Rule
 
 

@@ -1,9 +1,9 @@
 import re
 
 from ...findings import RuleInfo
-from ..modes import kinds, mode_analysis, settled
+from ..analysis.modes import kinds, mode_analysis, settled
+from ..analysis.values import last_name
 from ..rule import Rule
-from ..values import last_name
 
 BATCHNORM = re.compile(r"BatchNorm")
 # torchvision models built with BatchNorm layers

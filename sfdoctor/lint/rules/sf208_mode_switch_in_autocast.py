@@ -1,5 +1,5 @@
 from ...findings import RuleInfo
-from ..modes import mode_analysis
+from ..analysis.modes import mode_analysis
 from ..rule import Rule
 
 

@@ -1,10 +1,10 @@
 import libcst as cst
 
 from ...findings import RuleInfo
-from ..ema import EMA_CLASS, averager_origins
-from ..modes import mode_reports
+from ..analysis.ema import EMA_CLASS, averager_origins
+from ..analysis.modes import mode_reports
+from ..analysis.values import Where, last_name
 from ..rule import Rule
-from ..values import Where, last_name
 
 WHY = (
     "it averages y, the gradient point the model holds in train mode, not ScheduleFree's average x; "

@@ -1,7 +1,7 @@
 import libcst as cst
 
 from ...findings import Edit, Fix, Location, RuleInfo
-from ..constructions import (
+from ..analysis.constructions import (
     constructions,
     describe,
     dict_value,
@@ -10,10 +10,10 @@ from ..constructions import (
     param_group_dicts,
     zero_lr_writes,
 )
-from ..edits import after_line, freeze_code, insert_before
-from ..index import descendants
+from ..analysis.index import descendants
+from ..analysis.values import OptimizerSite, Where
+from ..fixes.edits import after_line, freeze_code, insert_before
 from ..rule import FileContext, Rule
-from ..values import OptimizerSite, Where
 
 WHY = (
     "a group with lr 0 keeps weight_sum 0, so ckp1 = weight/weight_sum is 0/0 for that group "

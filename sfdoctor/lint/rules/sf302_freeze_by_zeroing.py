@@ -3,11 +3,11 @@ from collections.abc import Iterable
 import libcst as cst
 
 from ...findings import Edit, Fix, RuleInfo
-from ..constructions import is_zero, without_lookalikes
-from ..edits import freeze_code, insert_before, remove_statements
-from ..index import Binding, CallSite, dotted_name
+from ..analysis.constructions import is_zero, without_lookalikes
+from ..analysis.index import Binding, CallSite, dotted_name
+from ..analysis.values import Optimizers, Where
+from ..fixes.edits import freeze_code, insert_before, remove_statements
 from ..rule import Rule
-from ..values import Optimizers, Where
 
 IN_PLACE_ZEROING = {"zero_": None, "mul_": 0, "fill_": 0}  # method -> position of the argument that must be 0
 ZERO_INITS = {"torch.nn.init.zeros_", "torch.nn.init.constant_"}

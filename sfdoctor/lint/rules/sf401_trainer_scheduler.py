@@ -1,11 +1,17 @@
 import libcst as cst
 
 from ...findings import Fix, RuleInfo
-from ..edits import set_keyword
-from ..modes import TRAINER_OPTIMS, TrainerArguments, trainer_arguments
+from ..analysis.modes import TRAINER_OPTIMS, TrainerArguments, trainer_arguments
+from ..analysis.trainer import (
+    STARTS_AT_ZERO_WITH_WARMUP,
+    WARMUP_OPTIMS,
+    effect,
+    scheduler_types,
+    warmup_given,
+)
+from ..analysis.values import Evaluator, last_name
+from ..fixes.edits import set_keyword
 from ..rule import Rule
-from ..trainer import STARTS_AT_ZERO_WITH_WARMUP, WARMUP_OPTIMS, effect, scheduler_types, warmup_given
-from ..values import Evaluator, last_name
 
 
 class TrainerScheduler(Rule):

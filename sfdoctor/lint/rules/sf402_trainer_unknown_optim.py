@@ -1,9 +1,9 @@
 import difflib
 
 from ...findings import RuleInfo
-from ..modes import TRAINER_OPTIMS, trainer_arguments
+from ..analysis.modes import TRAINER_OPTIMS, trainer_arguments
+from ..analysis.values import Evaluator
 from ..rule import Rule
-from ..values import Evaluator
 
 
 class TrainerUnknownOptim(Rule):

@@ -1,7 +1,7 @@
 from ...findings import RuleInfo
-from ..modes import mode_analysis
+from ..analysis.modes import mode_analysis
+from ..analysis.values import Evaluator, Where
 from ..rule import Rule
-from ..values import Evaluator, Where
 
 
 class WrappedOptimizerMode(Rule):

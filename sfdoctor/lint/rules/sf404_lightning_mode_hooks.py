@@ -1,5 +1,5 @@
 from ...findings import RuleInfo
-from ..lightning import lightning_modules, switches
+from ..analysis.lightning import lightning_modules, switches
 from ..rule import Rule
 
 # Hooks that run before every training batch or after every validation run: train() there puts

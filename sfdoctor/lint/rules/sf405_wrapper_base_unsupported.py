@@ -1,8 +1,8 @@
 
 from ...findings import RuleInfo
-from ..constructions import base_optimizer_calls, constructions
+from ..analysis.constructions import base_optimizer_calls, constructions
+from ..analysis.values import OptimizerSite, last_name
 from ..rule import Rule
-from ..values import OptimizerSite, last_name
 
 # Base optimizers whose state is created lazily in step(): the wrapper's shared state dict breaks them.
 LAZY_STATE = frozenset({"Adam", "AdamW", "NAdam", "Adamax", "RMSprop"})

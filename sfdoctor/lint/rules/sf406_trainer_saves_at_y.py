@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import libcst as cst
 
 from ...findings import RuleInfo
-from ..index import CallSite, dotted_name
-from ..modes import TRAINER_OPTIMS, TrainerArguments, trainer_arguments
+from ..analysis.index import CallSite, dotted_name
+from ..analysis.modes import TRAINER_OPTIMS, TrainerArguments, trainer_arguments
+from ..analysis.values import Evaluator, Where, last_name
 from ..rule import Rule
-from ..values import Evaluator, Where, last_name
 
 # TrainingArguments defaults (transformers 5): eval_steps falls back to logging_steps.
 DEFAULTS = {"save_strategy": "steps", "eval_strategy": "no", "save_steps": 500, "logging_steps": 500}

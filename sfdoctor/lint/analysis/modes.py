@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from ..findings import Location, Related
+from ...findings import Location, Related
+from ..project.facts import Helper
+from ..project.view import row_of
+from ..rule import FileContext
 from .ema import ema_update
 from .index import CallSite, Function, Unpacked, descendants, dotted_name
-from .project.facts import Helper
-from .project.view import row_of
-from .rule import FileContext
 from .schedulers import is_scheduler, sf_test_polarity
 from .values import CONFIG, PASS_THROUGH, Evaluator, Optimizers, OptimizerSite, Where, last_name
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..findings import Edit, Fix, Location
-from .rule import FileContext
+from ...findings import Edit, Fix, Location
+from ..rule import FileContext
 
 
 def set_keyword(

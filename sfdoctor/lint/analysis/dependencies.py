@@ -12,8 +12,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from ..findings import Finding, Location, RuleInfo
-from .project.configs import config_files
+from ...findings import Finding, Location, RuleInfo
+from ..project.configs import config_files
 
 if sys.version_info >= (3, 11):
     import tomllib

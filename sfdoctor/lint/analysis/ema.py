@@ -6,8 +6,8 @@ import re
 
 import libcst as cst
 
+from ..rule import FileContext
 from .index import CallSite, dotted_name
-from .rule import FileContext
 from .values import Where, last_name
 
 # torch.optim.swa_utils.AveragedModel, timm ModelEma/ModelEmaV2/V3, ema_pytorch.EMA, torch_ema's

@@ -8,11 +8,11 @@ from itertools import pairwise
 
 import libcst as cst
 
-from ..findings import Fix
+from ...findings import Fix
+from ..fixes.edits import call_statement, remove_statements, set_keyword
+from ..rule import FileContext
 from .constructions import without_lookalikes
-from .edits import call_statement, remove_statements, set_keyword
 from .index import CallSite, Function, descendants, dotted_name
-from .rule import FileContext
 from .schedules import schedule_functions
 from .values import SIGNATURES, Evaluator, Optimizers, OptimizerSite, Values, Where, last_name
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..findings import Edit, Fix
+from ...findings import Edit, Fix
+from ..analysis.index import Function, dotted_name
+from ..analysis.modes import Facts, Key, ModeAnalysis, ModeReport, chains, mode_analysis
+from ..analysis.values import Where
+from ..rule import FileContext
 from .edits import call_statement, insert_after, insert_before, remove_statements
-from .index import Function, dotted_name
-from .modes import Facts, Key, ModeAnalysis, ModeReport, chains, mode_analysis
-from .rule import FileContext
-from .values import Where
 
 EXITS = (cst.Return, cst.Raise, cst.Continue, cst.Break)
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from ..rule import FileContext
 from .index import Function, dotted_name
 from .modes import OPTIMIZER_NAME
-from .rule import FileContext
 from .values import OptimizerSite, Where, last_name
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import libcst as cst
 
-from ..findings import Edit, Finding
-from .engine import Settings, lint_source
-from .rule import source_lines
-from .source import NotLintable, read_source, source_encoding
+from ...findings import Edit, Finding
+from ..engine import Settings, lint_source
+from ..files.source import NotLintable, read_source, source_encoding
+from ..rule import source_lines
 
 MAX_ROUNDS = 16  # a fix that keeps producing new fixes is a rule bug: stop instead of looping
 # The mode rules' fixes each change the modes that the others were found with: one per round.

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from ..rule import FileContext
 from .index import SubscriptWrite
-from .rule import FileContext
 from .values import Evaluator, Optimizers, OptimizerSite, Values, Where
 
 

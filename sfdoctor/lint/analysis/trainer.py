@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ..rule import FileContext
 from .modes import TrainerArguments
-from .rule import FileContext
 from .values import Evaluator
 
 # Trainer optims whose optimizer gets TrainingArguments.warmup_steps as is; schedule_free_radam is built without it.

@@ -19,9 +19,9 @@ from typing import Any
 
 import libcst as cst
 
+from ..project.facts import Built, Helper
+from ..project.view import ProjectView
 from .index import Binding, Function, ModuleIndex, Unpacked, dotted_name, subscript_key
-from .project.facts import Built, Helper
-from .project.view import ProjectView
 
 MAX_DEPTH = 12
 MAX_OPTIONS = 32

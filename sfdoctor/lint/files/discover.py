@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pathspec
 
-from ..errors import FatalError
-from .dependencies import is_dependency_file
+from ...errors import FatalError
+from ..analysis.dependencies import is_dependency_file
 from .source import file_kind
 
 # Skipped wherever they are, unless the configuration's `exclude` replaces this list.
