@@ -198,33 +198,12 @@ class ProjectView:
                 break
             where, base = pending.pop(0)
             found = self.locate(where, base)
-            if found is None:
-                continue
-            summary, name = found
-            facts = summary.classes.get(name)
+            facts = found[0].classes.get(found[1]) if found is not None else None
             if facts is None:
                 continue
             if attribute in facts.attributes:
                 return facts.attributes[attribute]
-            pending += [(summary.filename, b) for b in facts.bases]
-        return ()
-
-    def inherited_method(self, importer: str, bases: list[str], method: str) -> tuple[Built, ...]:
-        """What a method (`configure_optimizers`) of a base class in another module returns."""
-        pending = [(importer, base) for base in bases]
-        for _ in range(MAX_ALIAS_HOPS * 4):
-            if not pending:
-                break
-            where, base = pending.pop(0)
-            found = self.locate(where, base)
-            if found is None:
-                continue
-            summary, name = found
-            if f"{name}.{method}" in summary.built:
-                return summary.built[f"{name}.{method}"]
-            facts = summary.classes.get(name)
-            if facts is not None:
-                pending += [(summary.filename, b) for b in facts.bases]
+            pending += [(found[0].filename, b) for b in facts.bases]  # type: ignore[index]
         return ()
 
 
