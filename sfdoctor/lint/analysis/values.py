@@ -701,22 +701,22 @@ class Evaluator:
 
     def _project_built(self, call: cst.Call, path: tuple | None) -> list[Built]:
         """What a project factory called here returns at `path` (None: anywhere in its result)."""
-        qualname = self._imported(call)
+        qualname = self.imported_name(call)
         if qualname is None:
             return []
         return [b for b in self.project.built(self.filename, qualname) if path is None or b.path == path]
 
     def project_helper(self, call: cst.Call) -> tuple[Helper, tuple[tuple[str, int], ...]] | None:
         """The project function of another module that `call` runs, and the saves it makes."""
-        qualname = self._imported(call)
+        qualname = self.imported_name(call)
         return self.project.helper(self.filename, qualname) if qualname is not None else None
 
     def in_project(self, call: cst.Call) -> bool:
         """`call` runs code of another module of this project (summarised or not)."""
-        qualname = self._imported(call)
+        qualname = self.imported_name(call)
         return qualname is not None and self.project.defines(self.filename, qualname)
 
-    def _imported(self, call: cst.Call) -> str | None:
+    def imported_name(self, call: cst.Call) -> str | None:
         """The absolute name of an imported function or class that `call` calls, in project mode."""
         dotted = dotted_name(call.func)
         if self.project is None or dotted is None or dotted.split(".")[0] not in self.index.imports:

@@ -21,16 +21,8 @@ from .facts import ModuleSummary
 from .view import ProjectView, module_names
 
 if TYPE_CHECKING:
-    from ..engine import FileResult, Settings
+    from ..engine import FileResult, Job, Settings
 
-Job = tuple[Path, str, str]  # (path, display name, why: "" | "uses" | "summary"), see engine.Job
-
-
-class _NotLinted:
-    analysed = False
-
-
-_NONE = _NotLinted()
 MAX_ROUNDS = 8  # each round lints only what the previous one changed
 
 
@@ -104,8 +96,7 @@ def _optimizer_exports(summary: ModuleSummary, view: ProjectView) -> tuple:
 
 def _received(summary: ModuleSummary, view: ProjectView) -> tuple:
     """The optimizers other modules hand to this module's functions."""
-    return tuple((name, tuple(view.passed_to(summary.filename, name))) for name in summary.helpers
-                 if view.passed_to(summary.filename, name))
+    return tuple((name, tuple(passed)) for name in summary.helpers if (passed := view.passed_to(summary.filename, name)))
 
 
 def _helper_exports(summary: ModuleSummary) -> dict:
@@ -118,7 +109,6 @@ def _packages_and_callees(view: ProjectView, results: dict[str, FileResult], pat
     module that builds optimizers (they may re-export its factories), and the project modules that a
     module which trains with a ScheduleFree optimizer imports (its helpers may save or evaluate)."""
     wanted = set()
-    by_module = {s.module: d for d, s in view.summaries.items()}
     for display, summary in view.summaries.items():
         if summary.built or any(c.schedulefree or c.attributes for c in summary.classes.values()):
             package = display.rsplit("/", 1)[0] if "/" in display else ""
@@ -126,15 +116,12 @@ def _packages_and_callees(view: ProjectView, results: dict[str, FileResult], pat
                 wanted.add(f"{package}/__init__.py")
                 package = package.rsplit("/", 1)[0] if "/" in package else ""
         for passed in summary.passes:  # a module whose function is handed a ScheduleFree optimizer
-            callee = view.module_file(display, passed.callee)
-            if callee is not None and callee != display:
-                wanted.add(callee)
+            wanted.add(view.module_file(display, passed.callee))
         if summary.trains:
             for target in (*summary.imports.values(), *summary.uses):  # uses: `import pkg.mod` then `pkg.mod.f()`
-                callee = view.module_file(display, target)
-                if callee is not None and callee not in by_module.values():
-                    wanted.add(callee)
-    return {d for d in wanted if d in paths and d not in view.summaries and not results.get(d, _NONE).analysed}
+                wanted.add(view.module_file(display, target))
+    # a file parsed before (it failed: SF000) has nothing to add
+    return {d for d in wanted if d in paths and d not in view.summaries and not (d in results and results[d].analysed)}
 
 
 def _importers(

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import libcst as cst
 
-from ..analysis.index import CallSite, Function, ModuleIndex, dotted_name
+from ..analysis.index import CallSite, Function, dotted_name
 from ..analysis.modes import EVALUATION_NAME, OPTIMIZER_NAME, SAVE_METHODS, kinds, mode_analysis
 from ..analysis.values import OptimizerSite, Where, last_name
 from ..rule import FileContext
@@ -49,16 +49,15 @@ def summarise(context: FileContext, module: str) -> ModuleSummary:
         for name, bases in index.class_bases.items()
     }
     trains = bool(context.analysis(mode_analysis).receivers)
-    uses = tuple(sorted({project_name(context, site.qualname) for site in index.calls if _is_imported(index, site)}))
-    return ModuleSummary(context.filename, module, imports, built, helpers, classes, trains, uses, _passes(context))
+    imported = [(site, name) for site in index.calls if (name := context.evaluator.imported_name(site.node))]
+    uses = tuple(sorted({project_name(context, name) for _, name in imported}))
+    return ModuleSummary(context.filename, module, imports, built, helpers, classes, trains, uses, _passes(context, imported))
 
 
-def _passes(context: FileContext) -> tuple[Passed, ...]:
+def _passes(context: FileContext, imported: list[tuple[CallSite, str]]) -> tuple[Passed, ...]:
     """ScheduleFree optimizers this module hands to the functions it imports (an optimizer-named argument)."""
     found = []
-    for site in context.index.calls:
-        if not _is_imported(context.index, site):
-            continue
+    for site, name in imported:
         where = Where(site.statement, site.function)
         positional = 0
         for argument in site.node.args:
@@ -73,18 +72,14 @@ def _passes(context: FileContext) -> tuple[Passed, ...]:
                 built = _built(context, optimizer, (), None, None)
                 if not optimizers.certain and not built.possible:  # `opt` holds another optimizer on other paths
                     built = replace(built, possible=True, condition=_condition(context, optimizer, always=True))
-                found.append(Passed(project_name(context, site.qualname), position, keyword, built))
+                found.append(Passed(project_name(context, name), position, keyword, built))
     return tuple(dict.fromkeys(found))
 
 
-def _is_imported(index: ModuleIndex, site: CallSite) -> bool:
-    dotted = dotted_name(site.node.func)
-    return site.qualname is not None and dotted is not None and dotted.split(".")[0] in index.imports
-
-
-def project_name(context: FileContext, qualname: str | None) -> str:
+def project_name(context: FileContext, qualname: str) -> str:
+    """An imported name as the project view knows it (relative imports resolved)."""
     project = context.evaluator.project
-    return project.absolute(context.filename, qualname or "") if project is not None else qualname or ""
+    return project.absolute(context.filename, qualname) if project is not None else qualname
 
 
 def _returned(context: FileContext, function: Function) -> tuple[Built, ...]:
@@ -177,8 +172,8 @@ def _helper(context: FileContext, function: Function, module: str) -> Helper:
         receiver = dotted_name(func.value) if isinstance(func, cst.Attribute) else None
         if name in ("train", "eval") and receiver in params and index.parent_statement.get(site.statement) is function.node:
             modes[receiver] = name
-        if _is_imported(index, site):
-            calls.append(project_name(context, site.qualname))
+        if (imported_name := context.evaluator.imported_name(site.node)) is not None:
+            calls.append(project_name(context, imported_name))
         elif isinstance(func, cst.Name) and func.value in index.functions_by_name:
             calls.append(f"{module}.{func.value}")
         elif receiver == "self" and function.class_name:

@@ -110,11 +110,6 @@ class ProjectView:
             importer, dotted = summary.filename, ".".join([summary.imports[head], *rest.split(".")[1:]])
         return None
 
-    def module_of(self, importer: str, dotted: str) -> ModuleSummary | None:
-        """The summarised module `dotted` names or lies in (`pkg.mod` or `pkg.mod.f`)."""
-        found = self._split(self.absolute(importer, dotted), importer, whole=True)
-        return found[0] if found is not None else None
-
     def module_file(self, importer: str, dotted: str) -> str | None:
         """The project file an import names (`pkg.mod`, or `pkg.mod.f` from `from pkg.mod import f`)."""
         parts = self.absolute(importer, dotted).split(".")
@@ -129,10 +124,10 @@ class ProjectView:
         parts = self.absolute(importer, qualname).split(".")
         return any(".".join(parts[:cut]) in self._table for cut in range(len(parts) - 1, 0, -1))
 
-    def _split(self, dotted: str, importer: str, whole: bool = False) -> tuple[ModuleSummary, str] | None:
+    def _split(self, dotted: str, importer: str) -> tuple[ModuleSummary, str] | None:
         """The longest leading part of `dotted` that names a summarised module, and the rest."""
         parts = dotted.split(".")
-        for cut in range(len(parts) - (0 if whole else 1), 0, -1):
+        for cut in range(len(parts) - 1, 0, -1):
             candidates = [f for f in self._table.get(".".join(parts[:cut]), []) if f in self.summaries]
             if candidates:
                 nearest = max(candidates, key=lambda f: _shared_folders(f, importer))
