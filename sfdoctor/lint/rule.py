@@ -10,10 +10,11 @@ from functools import cache, cached_property
 from typing import ClassVar, TypeVar
 
 import libcst as cst
-from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+from libcst.metadata import CodeRange
 
 from ..findings import Finding, Fix, Location, Related, RuleInfo, Severity
 from .analysis.index import ModuleIndex
+from .analysis.positions import Positions
 from .analysis.values import Evaluator, OptimizerSite
 from .project.view import ProjectView
 
@@ -38,7 +39,6 @@ class FileContext:
         self.evaluator = Evaluator(self.index, factories, project, filename)
         self.findings: list[Finding] = []
         self._analyses: dict[Callable, object] = {}
-        self._positions: dict[cst.CSTNode, CodeRange] | None = None
 
     @cached_property
     def lines(self) -> list[str]:
@@ -51,11 +51,13 @@ class FileContext:
             self._analyses[build] = build(self)
         return self._analyses[build]  # type: ignore[return-value]
 
+    @cached_property
+    def positions(self) -> Positions:
+        # only files that report anything pay for positions
+        return Positions(self.module, frozenset(map(id, self.index.block)))
+
     def position(self, node: cst.CSTNode) -> CodeRange:
-        # Positions cost a full code generation pass: only files that report anything pay it.
-        if self._positions is None:
-            self._positions = MetadataWrapper(self.module, unsafe_skip_copy=True).resolve(PositionProvider)
-        return self._positions[node]
+        return self.positions[node]
 
     def location(self, node: cst.CSTNode) -> tuple[Location, Location]:
         code_range = self.position(node)

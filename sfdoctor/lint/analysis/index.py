@@ -316,6 +316,17 @@ class ModuleIndex:
         return text
 
 
+def child_nodes(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """The node's children, whitespace and punctuation aside. Reads the fields as `ModuleIndex` does:
+    libcst's `children` costs ~15x more."""
+    for name in _child_fields(type(node)):
+        value = getattr(node, name)
+        if isinstance(value, cst.CSTNode):
+            yield value
+        elif type(value) in (tuple, list):
+            yield from (item for item in value if isinstance(item, cst.CSTNode))
+
+
 def descendants(node: cst.CSTNode, skipped: frozenset[int] = frozenset()) -> Iterator[cst.CSTNode]:
     """The node and every node below it, leaving out the subtrees whose id() is in `skipped`."""
     pending = [node]
@@ -323,7 +334,7 @@ def descendants(node: cst.CSTNode, skipped: frozenset[int] = frozenset()) -> Ite
         current = pending.pop()
         if id(current) not in skipped:
             yield current
-            pending.extend(current.children)
+            pending.extend(child_nodes(current))
 
 
 @dataclass(frozen=True, eq=False)

@@ -25,7 +25,7 @@ from ..project.facts import Helper
 from ..project.view import row_of
 from ..rule import FileContext
 from .ema import ema_update
-from .index import CallSite, Function, Unpacked, descendants, dotted_name
+from .index import CallSite, Function, Unpacked, child_nodes, descendants, dotted_name
 from .schedulers import is_scheduler, sf_test_polarity
 from .values import CONFIG, PASS_THROUGH, Evaluator, Optimizers, OptimizerSite, Where, last_name
 
@@ -129,6 +129,7 @@ class ModeAnalysis:
         self._in_progress: set[Function | None] = set()
         self._entries: dict[tuple[Function | None, Key], Facts] = {}
         self._gathered: dict[tuple[int, int], frozenset[str]] = {}
+        self._assigned: dict[cst.CSTNode, frozenset[str]] = {}
         self.callers: dict[Function, list[CallSite]] = {}
         self.keys: set[Key] = set()
         self.calls_by_statement: dict[cst.CSTNode, list[CallSite]] = {}
@@ -154,9 +155,14 @@ class ModeAnalysis:
         self.keys = {key for key, _ in self.receivers.values()} | {frozenset({call}) for call in self.sites}
         self.tied = {call: self._tied_models(site) for call, site in self.sites.items()}
         self.model_texts = self._model_texts()
-        self.result(None)
-        for function in index.functions:
-            self.result(function)
+
+    def walk(self) -> None:
+        """Walk every function, recording the events the rules judge (once; a summary walks only the
+        functions it asks `result` for)."""
+        if self.sites:
+            self.result(None)
+            for function in self.context.index.functions:
+                self.result(function)
 
     # -- setup -----------------------------------------------------------------------------
 
@@ -479,6 +485,28 @@ class ModeAnalysis:
         return [e for e in self.events if e.kind == kind]
 
 
+    def correlated_end(self, statements: list[cst.CSTNode], first: int) -> int | None:
+        """Path correlation: for `if should_validate: eval()` ... `if should_validate: train()` in one block,
+        the position of the second `if` (same call-free test, no else, its names not assigned between)."""
+        head = statements[first]
+        if not isinstance(head, cst.If) or head.orelse is not None:
+            return None
+        if any(isinstance(n, (cst.Call, cst.NamedExpr, cst.Await)) for n in descendants(head.test)):
+            return None  # a call may answer differently the second time
+        code = self.context.index.code
+        names = {n.value for n in descendants(head.test) if isinstance(n, cst.Name)}
+        for later in range(first + 1, min(len(statements), first + MAX_CORRELATED)):
+            statement = statements[later]
+            if isinstance(statement, cst.If) and statement.orelse is None and code(statement.test) == code(head.test):
+                return later
+            assigned = self._assigned.get(statement)
+            if assigned is None:  # blocks are walked again for loops and branches: each statement once here
+                assigned = self._assigned[statement] = _assigned_names(statement)
+            if names & assigned:
+                return None
+        return None
+
+
 class _Walker:
     """Walks one function's statements, carrying the state and recording events."""
 
@@ -512,7 +540,7 @@ class _Walker:
         while position < len(statements):
             if state is None:
                 return None
-            second = _correlated(statements, position)
+            second = self.a.correlated_end(statements, position)
             if second is None:
                 state = self.statement(statements[position], state)
                 position += 1
@@ -576,7 +604,7 @@ class _Walker:
         suites = [s for s in _suites(node) if isinstance(s, cst.SimpleStatementSuite)]
         if not suites or not calls:
             return calls
-        inside = {id(c) for suite in suites for c in _call_nodes(suite)}
+        inside = {id(c) for suite in suites for c in descendants(suite) if isinstance(c, cst.Call)}
         return [c for c in calls if id(c.node) not in inside]
 
     def branch(self, node: cst.If, state: State) -> State | None:
@@ -929,38 +957,15 @@ class _Walker:
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def _correlated(statements: list[cst.CSTNode], first: int) -> int | None:
-    """Path correlation: for `if should_validate: eval()` ... `if should_validate: train()` in one block,
-    the position of the second `if` (same call-free test, no else, its names not assigned between)."""
-    head = statements[first]
-    if not isinstance(head, cst.If) or head.orelse is not None:
-        return None
-    if any(isinstance(n, (cst.Call, cst.NamedExpr, cst.Await)) for n in descendants(head.test)):
-        return None  # a call may answer differently the second time
-    test = cst.Module([]).code_for_node(head.test)
-    names = {n.value for n in descendants(head.test) if isinstance(n, cst.Name)}
-    for later in range(first + 1, min(len(statements), first + MAX_CORRELATED)):
-        statement = statements[later]
-        if (
-            isinstance(statement, cst.If)
-            and statement.orelse is None
-            and cst.Module([]).code_for_node(statement.test) == test
-        ):
-            return later
-        if any(isinstance(n, cst.Name) and n.value in names for t in _targets(statement) for n in descendants(t)):
-            return None
-    return None
-
-
-def _targets(statement: cst.CSTNode) -> list[cst.CSTNode]:
-    """What a statement assigns, anywhere inside it."""
-    found: list[cst.CSTNode] = []
+def _assigned_names(statement: cst.CSTNode) -> frozenset[str]:
+    """The names a statement assigns, anywhere inside it."""
+    targets: list[cst.CSTNode] = []
     for node in descendants(statement):
         if isinstance(node, (cst.AssignTarget, cst.AugAssign, cst.AnnAssign, cst.For)):
-            found.append(node.target)
+            targets.append(node.target)
         elif isinstance(node, cst.AsName):
-            found.append(node.name)
-    return found
+            targets.append(node.name)
+    return frozenset(n.value for target in targets for n in descendants(target) if isinstance(n, cst.Name))
 
 
 def _receiver_text(node: cst.BaseExpression, site: CallSite) -> str | None:
@@ -998,7 +1003,7 @@ def _chain_nodes(node: cst.CSTNode, calls: bool = True) -> Iterator[cst.BaseExpr
         return
     if isinstance(node, (cst.Lambda, cst.FunctionDef)):
         return
-    for child in node.children:
+    for child in child_nodes(node):
         yield from _chain_nodes(child, calls)
 
 
@@ -1040,17 +1045,15 @@ def _suites(node: cst.CSTNode) -> list[cst.CSTNode]:
     return [s for s in suites if isinstance(s, cst.BaseSuite)]
 
 
-def _call_nodes(node: cst.CSTNode) -> Iterator[cst.Call]:
-    if isinstance(node, cst.Call):
-        yield node
-    for child in node.children:
-        yield from _call_nodes(child)
-
-
-def mode_analysis(context: FileContext) -> ModeAnalysis:
+def mode_setup(context: FileContext) -> ModeAnalysis:
+    """The optimizers and the calls on them, nothing walked yet."""
     return ModeAnalysis(context)
 
 
+def mode_analysis(context: FileContext) -> ModeAnalysis:
+    analysis = context.analysis(mode_setup)
+    analysis.walk()
+    return analysis
 
 
 def kinds(facts: Facts) -> set[str]:

@@ -12,7 +12,7 @@ from ...findings import Fix
 from ..fixes.edits import call_statement, remove_statements, set_keyword
 from ..rule import FileContext
 from .constructions import without_lookalikes
-from .index import CallSite, Function, descendants, dotted_name
+from .index import CallSite, Function, child_nodes, descendants, dotted_name
 from .schedules import schedule_functions
 from .values import SIGNATURES, Evaluator, Optimizers, OptimizerSite, Values, Where, last_name
 
@@ -467,7 +467,7 @@ def _names(nodes: list[cst.CSTNode]) -> list[cst.BaseExpression]:
         elif isinstance(node, cst.Attribute):
             pending.append(node.value)  # `f().warmup`: `warmup` alone is no name
         else:
-            pending.extend(node.children)
+            pending.extend(child_nodes(node))
     return found
 
 

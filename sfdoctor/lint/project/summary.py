@@ -14,7 +14,7 @@ from dataclasses import replace
 import libcst as cst
 
 from ..analysis.index import CallSite, Function, dotted_name
-from ..analysis.modes import EVALUATION_NAME, OPTIMIZER_NAME, SAVE_METHODS, kinds, mode_analysis
+from ..analysis.modes import EVALUATION_NAME, OPTIMIZER_NAME, SAVE_METHODS, kinds, mode_setup
 from ..analysis.values import OptimizerSite, Where, last_name
 from ..rule import FileContext
 from .facts import Built, ClassFacts, Helper, ModuleSummary, Passed
@@ -48,7 +48,7 @@ def summarise(context: FileContext, module: str) -> ModuleSummary:
         )
         for name, bases in index.class_bases.items()
     }
-    trains = bool(context.analysis(mode_analysis).receivers)
+    trains = bool(context.analysis(mode_setup).receivers)
     imported = [(site, name) for site in index.calls if (name := context.evaluator.imported_name(site.node))]
     uses = tuple(sorted({project_name(context, name) for _, name in imported}))
     return ModuleSummary(context.filename, module, imports, built, helpers, classes, trains, uses, _passes(context, imported))
@@ -143,9 +143,11 @@ def _condition(context: FileContext, site: OptimizerSite, always: bool = False) 
 
 def _exit_mode(context: FileContext, function: Function, key: frozenset) -> str | None:
     """The mode the function returns its optimizer in, when every path agrees."""
-    analysis = context.analysis(mode_analysis)
-    result = analysis.results.get(function)
-    if result is None or result.exit is None or key not in analysis.keys:
+    analysis = context.analysis(mode_setup)
+    if key not in analysis.keys:
+        return None
+    result = analysis.result(function)  # walked on demand: a summary alone walks only the factories
+    if result is None or result.exit is None:
         return None
     found = kinds(result.exit.get(key, frozenset()))
     return next(iter(found)) if len(found) == 1 and found <= {"train", "eval"} else None
