@@ -45,7 +45,7 @@ class FileFix:
         """A unified diff; for a notebook, one per changed cell (`a/train.ipynb:cell 3`)."""
         if self.notebook is None:
             return _diff(self.original, self.fixed, self.display)
-        pairs = zip(self.notebook.cells, self.notebook.sources, self.notebook.split(self.fixed))
+        pairs = zip(self.notebook.cells, self.original.split(BOUNDARY), self.fixed.split(BOUNDARY))
         return "".join(_diff(old, new, f"{self.display}:cell {index + 1}") for index, old, new in pairs)
 
 
