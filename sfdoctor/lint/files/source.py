@@ -53,7 +53,7 @@ def read_source(
         return source
     if wanted is not None and not wanted.search(source):
         return None
-    raise NotLintable(_over_limit(len(source), max_bytes, "its code cells are "))
+    raise NotLintable(_over_limit(len(source), max_bytes, "its code cells: "))
 
 
 def read_file(
