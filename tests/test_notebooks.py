@@ -128,6 +128,16 @@ def test_a_notebook_of_another_language_and_an_empty_notebook_pass() -> None:
     assert (result.exit_code, result.stdout.strip()) == (0, "All checks passed! (2 files checked)")
 
 
+def test_a_notebook_uses_the_projects_modules_as_a_script_does() -> None:
+    write("optim_factory.py", "import schedulefree\n\n\ndef build(model):\n    return schedulefree.AdamWScheduleFree(model.parameters(), lr=0.0)\n")
+    write("explore.ipynb", notebook("!pip install schedulefree", "import torch\nfrom optim_factory import build\noptimizer = build(torch.nn.Linear(2, 2))\noptimizer.step()"))
+    found = json_findings(".")
+    assert [(f["filename"], f["code"], f.get("cell"), f["location"]["row"]) for f in found] == [
+        ("explore.ipynb", "SF201", 2, 4),  # the optimizer comes from the factory in optim_factory.py
+        ("optim_factory.py", "SF110", None, 5),
+    ]
+
+
 # -- discovery ----------------------------------------------------------------------------------
 
 

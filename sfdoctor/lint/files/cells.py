@@ -4,6 +4,7 @@ read `train.ipynb:cell 3:2:5`."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
@@ -40,16 +41,9 @@ def _in_cells(finding: Finding) -> Finding:
     )
 
 
-def _placer(filename: str):
+def _placer(filename: str) -> Callable[[Location], Location]:
     notebook = _current(filename) if is_notebook(filename) else None
-
-    def place(location: Location) -> Location:
-        if notebook is None or location.cell is not None or not notebook.cells:
-            return location
-        cell, row = notebook.position(location.row)
-        return Location(row, location.column, cell)
-
-    return place
+    return notebook.place if notebook is not None else lambda location: location
 
 
 def _current(filename: str) -> Notebook | None:

@@ -23,12 +23,16 @@ MAGIC = re.compile(
     re.VERBOSE,
 )
 # A quick search before the line-by-line pass: most files have no line that starts like a magic.
-CANDIDATE = re.compile(rb"^[ \t]*(?:[!%?]|[\w.*]+\?|[\w.]+[ \t]*=[ \t]*[!%])", re.MULTILINE)
+_CANDIDATE = r"^[ \t]*(?:[!%?]|[\w.*]+\?|[\w.]+[ \t]*=[ \t]*[!%])"
+CANDIDATE = re.compile(_CANDIDATE, re.MULTILINE)
+CANDIDATE_BYTES = re.compile(_CANDIDATE.encode(), re.MULTILINE)
 
 
 def magic_rows(text: str) -> set[int]:
     """The rows (from 1) of IPython lines, continuation lines of a `!cmd \\` included."""
     rows: set[int] = set()
+    if not CANDIDATE.search(text):
+        return rows
     depth, quote, continued, in_magic = 0, "", False, False
     for row, line in enumerate(source_lines(text), 1):
         if in_magic or (not depth and not quote and not continued and MAGIC.match(line)):
@@ -48,7 +52,7 @@ def blank_magic_lines(text: str) -> str:
 def without_magics(data: bytes) -> bytes:
     """A Python file's bytes with their IPython lines emptied; the bytes as they are when it has none
     or cannot be decoded (the parser then says why)."""
-    if not CANDIDATE.search(data):
+    if not CANDIDATE_BYTES.search(data):
         return data
     try:
         encoding = source_encoding(data)

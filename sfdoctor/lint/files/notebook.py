@@ -15,6 +15,8 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...findings import Location
+
 # Outputs (images, tables) make a notebook far larger than its code: a notebook file may be this many
 # times the size limit on code before it is not read at all.
 SIZE_FACTOR = 100
@@ -74,6 +76,13 @@ class Notebook:
         """(cell number, counting all cells from 1; line in that cell) of a row of `text`."""
         code_cell = max(0, bisect_right(self.first_rows, row) - 1)
         return self.cells[code_cell] + 1, row - self.first_rows[code_cell] + 1
+
+    def place(self, location: Location) -> Location:
+        """A location of `text` as (cell, line in the cell, column)."""
+        if not self.cells or location.cell is not None:
+            return location
+        cell, row = self.position(location.row)
+        return Location(row, location.column, cell)
 
     def cell_source(self, number: int) -> str:
         """The source of cell `number` (counting from 1), or "" when it is not a code cell in `text`."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import libcst as cst
 
-from ...findings import Edit, Finding, Location
+from ...findings import Edit, Finding
 from ..engine import Settings, lint_source
 from ..files.magics import blank_magic_lines, magic_rows
 from ..files.notebook import BOUNDARY, InvalidNotebook, Notebook, is_notebook
@@ -228,11 +228,7 @@ def _key(finding: Finding) -> tuple:
 
 
 def _where(finding: Finding, notebook: Notebook | None) -> str:
-    location = finding.location
-    if notebook is not None and notebook.cells:
-        cell, row = notebook.position(location.row)
-        location = Location(row, location.column, cell)
-    return f"{finding.filename}:{location}"
+    return f"{finding.filename}:{finding.location if notebook is None else notebook.place(finding.location)}"
 
 
 def _kept_lines(text: str) -> list[tuple[int, int]]:
