@@ -27,6 +27,11 @@ class RuleInfo:
 class Location:
     row: int  # 1-based
     column: int  # 1-based
+    cell: int | None = None  # in a notebook: the cell (1-based, all cells counted), `row` is in that cell
+
+    def __str__(self) -> str:
+        """As it follows the file name in `FILE:ROW:COL` (`FILE:cell 3:ROW:COL` in a notebook)."""
+        return f"{self.row}:{self.column}" if self.cell is None else f"cell {self.cell}:{self.row}:{self.column}"
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,7 @@ class Finding:
         return "warning" if self.possible else self.rule.severity
 
     def sort_key(self) -> tuple:
-        return (self.filename, self.location.row, self.location.column, self.code)
+        return (self.filename, self.location.cell or 0, self.location.row, self.location.column, self.code)
 
     def to_json(self) -> dict:
         data = {
@@ -99,6 +104,8 @@ class Finding:
             ],
             "notes": list(self.notes),
         }
+        if self.location.cell is not None:
+            data["cell"] = self.location.cell  # as ruff: the cell, and `location` in that cell
         for key in ("step", "optimizer", "group"):
             if getattr(self, key) is not None:
                 data[key] = getattr(self, key)
@@ -106,7 +113,8 @@ class Finding:
 
 
 def _location(location: Location) -> dict:
-    return {"row": location.row, "column": location.column}
+    cell = {} if location.cell is None else {"cell": location.cell}
+    return {"row": location.row, "column": location.column, **cell}
 
 
 def _fix(fix: Fix | None) -> dict | None:

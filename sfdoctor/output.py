@@ -1,4 +1,8 @@
-"""Output formats shared by `lint` and `replay`: full, concise, json, sarif (code scanning), github."""
+"""Output formats shared by `lint` and `replay`: full, concise, json, sarif (code scanning), github.
+
+A location in a Jupyter notebook has a cell (`train.ipynb:cell 3:2:5`): code frames show that cell's
+lines; SARIF and GitHub annotations, which count the lines of the file (its JSON), name the file
+alone and put the cell position in front of the message."""
 
 from __future__ import annotations
 
@@ -18,7 +22,9 @@ from rich.markup import escape
 from rich.syntax import Syntax
 
 from . import __version__
-from .findings import Finding, RuleInfo
+from .findings import Finding, Location, RuleInfo
+from .lint.files.cells import cell_source
+from .lint.files.source import source_lines as text_lines
 
 FORMATS = ("full", "concise", "json", "sarif", "github")
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -33,7 +39,7 @@ def make_console(stream: IO[str] | None = None) -> Console:
 
 
 def finding_line(finding: Finding, markup: bool = False) -> str:
-    where = f"{finding.filename}:{finding.location.row}:{finding.location.column}:"
+    where = f"{finding.filename}:{finding.location}:"
     possible = "possible " if finding.possible else ""
     text = f"{finding.code} [{finding.severity}] {possible}{finding.message}"
     if not markup:
@@ -42,19 +48,22 @@ def finding_line(finding: Finding, markup: bool = False) -> str:
     return f"[bold]{escape(where)}[/] [{style}]{finding.code}[/] {escape(text[len(finding.code) + 1 :])}"
 
 
-def source_line(filename: str, row: int) -> str:
-    lines = source_lines(filename)
+def source_line(filename: str, row: int, cell: int | None = None) -> str:
+    lines = source_lines(filename, cell)
     return lines[row - 1] if 1 <= row <= len(lines) else ""
 
 
-def source_lines(filename: str) -> list[str]:
+def source_lines(filename: str, cell: int | None = None) -> list[str]:
+    """The file's lines, or those of a notebook's cell."""
+    if cell is not None:
+        return text_lines(cell_source(filename, cell))
     # checkcache: a long-lived process (tests, an editor) may have cached an older file of that name
     linecache.checkcache(filename)
     return linecache.getlines(filename)
 
 
-def code_frame(filename: str, first: int, last: int) -> Syntax | None:
-    lines = source_lines(filename)
+def code_frame(filename: str, first: int, last: int, cell: int | None = None) -> Syntax | None:
+    lines = source_lines(filename, cell)
     if not lines or first > len(lines):
         return None
     start = max(1, first - FRAME_CONTEXT)
@@ -73,14 +82,16 @@ def code_frame(filename: str, first: int, last: int) -> Syntax | None:
 def print_full(findings: Sequence[Finding], console: Console) -> None:
     for finding in findings:
         console.print(finding_line(finding, markup=True))
-        frame = code_frame(finding.filename, finding.location.row, finding.end_location.row)
+        frame = code_frame(finding.filename, finding.location.row, finding.end_location.row, finding.location.cell)
         if frame is not None:
             console.print(frame)
         for related in finding.related:
-            source = source_line(related.filename, related.location.row).strip()
+            where = related.location
+            source = source_line(related.filename, where.row, where.cell).strip()
+            row = where.row if where.cell is None else f"cell {where.cell}:{where.row}"
             console.print(
                 f"  [cyan]note:[/] {escape(related.message)} at "
-                f"{escape(related.filename)}:{related.location.row}: [dim]{escape(source)}[/]"
+                f"{escape(related.filename)}:{row}: [dim]{escape(source)}[/]"
             )
         for note in finding.notes:
             console.print(f"  [cyan]help:[/] {escape(note)}")
@@ -187,13 +198,15 @@ def _sarif_rule(info: RuleInfo) -> dict:
     }
 
 
-def _sarif_location(filename: str, start, end, root: Path) -> dict:
+def _sarif_location(filename: str, start: Location, end: Location | None, root: Path) -> dict:
     relative = _repository_path(filename, root)
     artifact = (
         {"uri": quote(relative), "uriBaseId": "%SRCROOT%"}
         if relative is not None
         else {"uri": Path(os.path.abspath(filename)).as_uri()}
     )
+    if start.cell is not None:  # SARIF regions count the lines of the file: the cell goes in properties
+        return {"physicalLocation": {"artifactLocation": artifact}, "properties": {"cell": start.cell, "line": start.row}}
     region = {"startLine": start.row, "startColumn": start.column}
     if end is not None:
         region.update(endLine=end.row, endColumn=end.column)
@@ -202,7 +215,7 @@ def _sarif_location(filename: str, start, end, root: Path) -> dict:
 
 def _sarif_result(finding: Finding, rule_index: int, root: Path) -> dict:
     location = _sarif_location(finding.filename, finding.location, finding.end_location, root)
-    line = source_line(finding.filename, finding.location.row).strip()
+    line = source_line(finding.filename, finding.location.row, finding.location.cell).strip()
     path = _repository_path(finding.filename, root) or finding.filename
     # Stable across runs and across edits elsewhere in the file: no line number in it.
     fingerprint = hashlib.sha256(f"{finding.code}\0{path}\0{line}".encode()).hexdigest()
@@ -228,6 +241,8 @@ def _sarif_result(finding: Finding, rule_index: int, root: Path) -> dict:
 
 def _message(finding: Finding) -> str:
     text = f"possible: {finding.message}" if finding.possible else finding.message
+    if finding.location.cell is not None:
+        text = f"{finding.location}: {text}"
     return "\n".join([text, *finding.notes])
 
 
@@ -247,14 +262,14 @@ def _escape_property(text: str) -> str:
 def github_annotation(finding: Finding, root: Path) -> str:
     """A GitHub Actions workflow command that annotates the finding's lines in the pull request."""
     path = _repository_path(finding.filename, root) or finding.filename
-    properties = {
-        "file": path,
+    position = {
         "line": finding.location.row,
         "col": finding.location.column,
         "endLine": finding.end_location.row,
         "endColumn": finding.end_location.column,
-        "title": f"sfdoctor ({finding.code})",
     }
+    # GitHub counts the lines of the file (a notebook's JSON): a cell position goes in the message
+    properties = {"file": path, **(position if finding.location.cell is None else {}), "title": f"sfdoctor ({finding.code})"}
     rendered = ",".join(f"{key}={_escape_property(str(value))}" for key, value in properties.items())
     return f"::{finding.severity} {rendered}::{_escape_data(_message(finding))}"
 

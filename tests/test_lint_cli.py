@@ -269,12 +269,12 @@ def test_ignore_comment_covers_the_whole_next_statement(comment: str, expected: 
 
 def test_syntax_error_is_reported_and_other_files_are_still_linted() -> None:
     write("a_clean.py", CLEAN)
-    write("b_notebook.py", "import torch\n!pip install schedulefree\nimport schedulefree\n")
+    write("b_broken.py", "import torch\nfor step in range(3)\nimport schedulefree\n")
     write("c_bad.py", ZERO_LR)
     result = lint("--output-format", "json", ".")
     assert result.exit_code == 1
     found = [(f["filename"], f["code"], f["location"]["row"]) for f in json.loads(result.stdout)]
-    assert found == [("b_notebook.py", "SF000", 2), ("c_bad.py", "SF110", 5)]
+    assert found == [("b_broken.py", "SF000", 2), ("c_bad.py", "SF110", 5)]
     assert result.stderr == ""
 
 

@@ -17,7 +17,8 @@ from sfdoctor.cli import cli
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "lint"
 
-EXPECTED: dict[str, list[tuple[str, int]]] = {
+# (code, row), or (code, cell, row in the cell) in a notebook
+EXPECTED: dict[str, list[tuple]] = {
     # warmup_steps, a warm-up LambdaLR (SF101 only: no 0/0 there), step(), step_func()
     "bad_adamc_step.py": [("SF116", 8), ("SF101", 10), ("SF116", 20), ("SF116", 29)],
     "bad_adamc_trainer.py": [("SF116", 10), ("SF116", 27)],  # Trainer(optimizers=...), configure_optimizers
@@ -42,13 +43,15 @@ EXPECTED: dict[str, list[tuple[str, int]]] = {
     "bad_warmup_fraction_passed_raw.py": [("SF112", 22)],
     "bad_wrapper_around_adam.py": [("SF405", 14)],
     "bad_zero_beta1.py": [("SF113", 15)],
-    "broken_notebook_export.py": [("SF000", 10)],
+    "bad_notebook_warmup_scheduler.ipynb": [("SF102", 3, 10), ("SF201", 5, 7)],  # after `!pip`, under `%%time`
+    "broken_notebook_export.py": [("SF110", 20)],  # `!pip install schedulefree` reads as a blank line
     "good_adamc_step_func.py": [],  # betas=(0, ...) and a betas write are harmless on ScheduleFree+
     "good_argparse_positive_lr.py": [],
     "good_autocast_fp32_params.py": [],  # autocast over fp32 parameters; a half() copy after training
     "good_dummy_scheduler.py": [],
     "good_freeze_requires_grad.py": [],
     "good_lambda_in_string_and_comment.py": [],
+    "good_notebook_warmup_steps.ipynb": [],  # `warmup_steps`, modes switched; magics and a `?` help line
     "good_scheduler_on_other_branch.py": [],
     "good_scheduler_step_wrapper.py": [],
     "good_warmup_fraction_converted.py": [],
@@ -58,21 +61,23 @@ EXPECTED: dict[str, list[tuple[str, int]]] = {
 
 
 @pytest.fixture(scope="module")
-def findings_by_file() -> dict[str, list[tuple[str, int]]]:
+def findings_by_file() -> dict[str, list[tuple]]:
     """Lint the whole fixture folder once, as a user would."""
     result = CliRunner().invoke(cli, ["lint", "--output-format", "json", str(FIXTURES)])
     assert result.exit_code == 1, result.output
     assert result.stderr == ""
     found = defaultdict(list)
     for finding in json.loads(result.stdout):
-        found[Path(finding["filename"]).name].append((finding["code"], finding["location"]["row"]))
+        cell = (finding["cell"],) if "cell" in finding else ()
+        found[Path(finding["filename"]).name].append((finding["code"], *cell, finding["location"]["row"]))
     return found
 
 
 def test_every_fixture_has_expectations() -> None:
-    assert sorted(path.name for path in FIXTURES.glob("*.py")) == sorted(EXPECTED)
+    fixtures = [*FIXTURES.glob("*.py"), *FIXTURES.glob("*.ipynb")]
+    assert sorted(path.name for path in fixtures) == sorted(EXPECTED)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_fixture_findings(name: str, findings_by_file: dict[str, list[tuple[str, int]]]) -> None:
+def test_fixture_findings(name: str, findings_by_file: dict[str, list[tuple]]) -> None:
     assert findings_by_file.get(name, []) == EXPECTED[name]

@@ -379,16 +379,17 @@ def test_a_warmup_that_never_reaches_one_gets_no_fix() -> None:
 # -- F10: a notebook named on the command line -----------------------------------------------------
 
 
-def test_a_notebook_named_on_the_command_line_is_said_not_to_be_a_python_file() -> None:
+def test_a_notebook_is_linted_as_its_code_cells_not_as_a_python_dict() -> None:
     cell = {"cell_type": "code", "source": ["opt = schedulefree.AdamWScheduleFree(m.parameters(), lr=0)"]}
     write("train.ipynb", json.dumps({"cells": [cell], "nbformat": 4, "nbformat_minor": 5}))
     write("zero.py", ZERO_LR)
     result = lint("--output-format", "concise", "train.ipynb", "zero.py")
-    assert result.exit_code == 2
-    assert result.stdout.startswith("zero.py:4:") and "1 file checked" in result.stdout
-    assert result.stderr == (
-        "sfdoctor: error: train.ipynb: not linted: a Jupyter notebook, not a Python file (not supported yet)\n"
-    )
+    assert result.exit_code == 1
+    assert [line.split(" [")[0] for line in result.stdout.splitlines()[:2]] == [
+        "train.ipynb:cell 1:1:57: SF110",
+        "zero.py:4:61: SF110",
+    ]
+    assert result.stderr == ""
 
 
 # -- F11: what Python parses is never a syntax error -----------------------------------------------

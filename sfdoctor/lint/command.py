@@ -38,6 +38,7 @@ from .analysis.dependencies import (
 )
 from .cache import CACHE_FOLDER
 from .engine import Settings, lint_files, rule_infos
+from .files.cells import in_cells
 from .files.discover import DEFAULT_EXCLUDE, PathPatterns, changed_files, discover
 from .files.source import DEFAULT_MAX_FILE_SIZE, MEGABYTE
 from .fixes.fix import FileFix, fix_file
@@ -187,7 +188,8 @@ def lint(
     no_prefilter,
     jobs,
 ) -> None:
-    """Check Python and dependency files for ScheduleFree bugs (default: the current folder)."""
+    """Check Python files, Jupyter notebooks and dependency files for ScheduleFree bugs (default: the
+    current folder)."""
     if config_file is not None and not config_file.is_file():
         raise ConfigError(f"--config {config_file}: no such file")
     config = load_config(config_file, isolated)
@@ -197,9 +199,6 @@ def lint(
         [*config.lint.get("exclude", DEFAULT_EXCLUDE), *config.lint.get("extend-exclude", ())], config.root
     )
     files = discover(list(paths) or ["."], excludes, force_exclude)
-    # only named on the command line: a folder walk looks at *.py files
-    notebooks = [display for path, display in files if path.suffix == ".ipynb"]
-    files = [(path, display) for path, display in files if path.suffix != ".ipynb"]
     # SF002 looks at all the project's Python files, even those --diff-base leaves out
     all_python = [(path, display) for path, display in files if not is_dependency_file(path)]
     if diff_base is not None:
@@ -223,7 +222,6 @@ def lint(
     )
     findings = [f for f in result.findings + dependency_findings if reported(f)]
     errors = result.errors + dependency_errors
-    errors += [f"{name}: not linted: a Jupyter notebook, not a Python file (not supported yet)" for name in notebooks]
     unchecked = len(errors)  # files not read or not (fully) analysed; fix errors come later
     fixes: list[FileFix] = []
     if fix or diff:
@@ -237,7 +235,7 @@ def lint(
             ]
     if diff:
         sys.exit(_print_diffs(fixes, errors))
-    findings.sort(key=Finding.sort_key)
+    findings = sorted(in_cells(findings), key=Finding.sort_key)
     try:
         output = (
             output_file.open("w", encoding="utf-8") if output_file else contextlib.nullcontext(sys.stdout)

@@ -18,6 +18,7 @@ import libcst as cst
 from ..findings import Finding, Location, RuleInfo
 from .analysis.values import configured_factories
 from .cache import ResultCache
+from .files.magics import without_magics
 from .files.source import DEFAULT_MAX_FILE_SIZE, MEGABYTE, NotLintable, read_source, utf8_source
 from .project.facts import ModuleSummary
 from .project.link import link
@@ -84,7 +85,7 @@ def lint_source(filename: str, data: bytes, settings: Settings, force: bool = Fa
     """Lint one file's bytes (`force`: even when the prefilter finds nothing in it, because it uses
     what another module defines; without `rules`, only its project summary is wanted: a module whose
     helpers a training module calls). Never raises: a crashing rule becomes an internal error line."""
-    data = utf8_source(data)
+    data = without_magics(utf8_source(data))  # IPython lines (notebooks and their exports) read as blank
     result = FileResult(lines=data.count(b"\n"))
     if settings.prefilter and not force and not settings.prefilter_pattern.search(data):
         return result

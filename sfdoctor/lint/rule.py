@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import re
 from collections.abc import Callable
 from functools import cache, cached_property
 from typing import ClassVar, TypeVar
@@ -16,15 +15,10 @@ from ..findings import Finding, Fix, Location, Related, RuleInfo, Severity
 from .analysis.index import ModuleIndex
 from .analysis.positions import Positions
 from .analysis.values import Evaluator, OptimizerSite
+from .files.source import source_lines
 from .project.view import ProjectView
 
 T = TypeVar("T")
-LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
-
-
-def source_lines(text: str) -> list[str]:
-    """Lines with their own endings (str.splitlines also splits at form feeds and other characters)."""
-    return LINE.findall(text)
 
 
 class FileContext:

@@ -1,4 +1,4 @@
-"""Which files `sfdoctor lint PATH...` looks at: Python files and schedulefree dependency files."""
+"""Which files `sfdoctor lint PATH...` looks at: Python files, Jupyter notebooks and schedulefree dependency files."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def discover(
     """Files under `paths` as (resolved path, display name); a missing path is a fatal error.
 
     Files named on the command line are always linted unless `force_exclude` (pre-commit names every
-    changed file). Folders are walked for Python and dependency files, skipping excluded folders,
+    changed file). Folders are walked for Python, notebook and dependency files, skipping excluded folders,
     virtualenvs and whatever .gitignore ignores.
     """
     excludes = excludes or PathPatterns.from_patterns(DEFAULT_EXCLUDE, Path.cwd())
@@ -134,7 +134,7 @@ def _walk(root: Path, excludes: PathPatterns) -> list[Path]:
         files += [
             here / n
             for n in sorted(filenames)
-            if (n.endswith(".py") or is_dependency_file(Path(n)))
+            if (n.endswith((".py", ".ipynb")) or is_dependency_file(Path(n)))
             and not _special(here / n)
             and not _ignored(here / n, ignores, excludes, False)
         ]

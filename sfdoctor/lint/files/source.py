@@ -10,6 +10,8 @@ import stat
 import tokenize
 from pathlib import Path
 
+from .notebook import SIZE_FACTOR, InvalidNotebook, Notebook, is_notebook
+
 MEGABYTE = 1_000_000
 # Parsing and analysing costs about 600 bytes of memory per byte of source: 1 MB takes ~600 MB.
 DEFAULT_MAX_FILE_SIZE = 1  # MB
@@ -23,11 +25,38 @@ _BOMS = (
 )
 
 
+LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+
+
+def source_lines(text: str) -> list[str]:
+    """Lines with their own endings (str.splitlines also splits at form feeds and other characters)."""
+    return LINE.findall(text)
+
+
 class NotLintable(Exception):
     """A file that is not analysed, with the reason (one line)."""
 
 
 def read_source(
+    path: Path, max_bytes: int | None = None, wanted: re.Pattern[bytes] | None = None
+) -> bytes | None:
+    """The Python source to lint: a Python file's bytes, or a notebook's code cells (`notebook.py`)."""
+    if not is_notebook(path):
+        return read_file(path, max_bytes, wanted)
+    # a notebook's outputs (images) make it far larger than its code: the limit is on the code
+    data = read_file(path, None if max_bytes is None else max_bytes * SIZE_FACTOR)
+    try:
+        source = Notebook.parse(data or b"").text.encode("utf-8")
+    except InvalidNotebook as error:
+        raise NotLintable(str(error)) from None
+    if max_bytes is None or len(source) <= max_bytes:
+        return source
+    if wanted is not None and not wanted.search(source):
+        return None
+    raise NotLintable(_over_limit(len(source), max_bytes, "its code cells: "))
+
+
+def read_file(
     path: Path, max_bytes: int | None = None, wanted: re.Pattern[bytes] | None = None
 ) -> bytes | None:
     """The bytes of a regular file (a FIFO, socket or device would block or never end: NotLintable).
@@ -45,10 +74,14 @@ def read_source(
             return stream.read()
         if wanted is not None and not _occurs(stream, wanted):
             return None
-        raise NotLintable(
-            f"{info.st_size / MEGABYTE:.1f} MB is over the size limit of {max_bytes / MEGABYTE:g} MB "
-            "(max-file-size in [tool.sfdoctor], or --max-file-size)"
-        )
+        raise NotLintable(_over_limit(info.st_size, max_bytes))
+
+
+def _over_limit(size: int, max_bytes: int, what: str = "") -> str:
+    return (
+        f"{what}{size / MEGABYTE:.1f} MB is over the size limit of {max_bytes / MEGABYTE:g} MB "
+        "(max-file-size in [tool.sfdoctor], or --max-file-size)"
+    )
 
 
 def _occurs(stream: io.BufferedReader, pattern: re.Pattern[bytes]) -> bool:

@@ -1,4 +1,7 @@
-"""Autofix: apply the findings' edits, re-parse and re-lint until nothing changes, write atomically."""
+"""Autofix: apply the findings' edits, re-parse and re-lint until nothing changes, write atomically.
+
+A notebook is fixed as its `Notebook.text` (the code cells) and written back cell by cell. No edit
+may touch an IPython line (`!pip install ...`) or a cell boundary of that text."""
 
 from __future__ import annotations
 
@@ -15,8 +18,9 @@ import libcst as cst
 
 from ...findings import Edit, Finding
 from ..engine import Settings, lint_source
-from ..files.source import NotLintable, read_source, source_encoding
-from ..rule import source_lines
+from ..files.magics import blank_magic_lines, magic_rows
+from ..files.notebook import BOUNDARY, InvalidNotebook, Notebook, is_notebook
+from ..files.source import NotLintable, read_file, source_encoding, source_lines
 
 MAX_ROUNDS = 16  # a fix that keeps producing new fixes is a rule bug: stop instead of looping
 # The mode rules' fixes each change the modes that the others were found with: one per round.
@@ -35,12 +39,19 @@ class FileFix:
     applied: list[Finding] = field(default_factory=list)
     remaining: list[Finding] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    notebook: Notebook | None = None  # the notebook the texts are the code cells of
 
     def diff(self) -> str:
-        lines = difflib.unified_diff(
-            source_lines(self.original), source_lines(self.fixed), f"a/{self.display}", f"b/{self.display}"
-        )
-        return "".join(line if LINE_END.search(line[-1:]) else line + "\n" for line in lines)
+        """A unified diff; for a notebook, one per changed cell (`a/train.ipynb:cell 3`)."""
+        if self.notebook is None:
+            return _diff(self.original, self.fixed, self.display)
+        pairs = zip(self.notebook.cells, self.original.split(BOUNDARY), self.fixed.split(BOUNDARY))
+        return "".join(_diff(old, new, f"{self.display}:cell {index + 1}") for index, old, new in pairs)
+
+
+def _diff(original: str, fixed: str, name: str) -> str:
+    lines = difflib.unified_diff(source_lines(original), source_lines(fixed), f"a/{name}", f"b/{name}")
+    return "".join(line if LINE_END.search(line[-1:]) else line + "\n" for line in lines)
 
 
 def fix_file(
@@ -50,32 +61,52 @@ def fix_file(
     outcome = FileFix(display)
     path = path.resolve()  # write through a symlink, not over it
     try:
-        data = read_source(path) or b""
-        encoding = source_encoding(data)
-        outcome.original = data.decode(encoding)
-    except (OSError, NotLintable, SyntaxError, UnicodeDecodeError, LookupError) as error:
+        data = read_file(path) or b""
+        outcome.notebook = Notebook.parse(data) if is_notebook(path) else None
+        encoding = "utf-8" if outcome.notebook else source_encoding(data)
+        outcome.original = outcome.notebook.text if outcome.notebook else data.decode(encoding)
+    except (OSError, NotLintable, InvalidNotebook, SyntaxError, UnicodeDecodeError, LookupError) as error:
         outcome.errors.append(
             f"{display}: cannot fix: cannot read: {getattr(error, 'strerror', None) or error}"
         )
         return outcome
-    if outcome.original.encode(encoding) != data:  # a UTF-16 file of the other byte order
+    if outcome.notebook is None and outcome.original.encode(encoding) != data:  # a UTF-16 file of the other byte order
         outcome.errors.append(f"{display}: cannot fix: it would not be written back as the same {encoding} bytes")
         outcome.fixed, outcome.remaining = outcome.original, lint_source(display, data, settings, force=True).findings
         return outcome
     outcome.fixed, outcome.applied, outcome.remaining, outcome.errors = fixed_text(
-        display, outcome.original, encoding, settings, applicable
+        display, outcome.original, encoding, settings, applicable, outcome.notebook
     )
     if write and outcome.fixed != outcome.original:
-        problem = _replace(path, data, outcome.fixed, encoding)
+        problem = _write(path, data, outcome, encoding)
         if problem is not None:
             outcome.errors.append(f"{display}: fixes not written: {problem}")
             outcome.fixed, outcome.applied = outcome.original, []
-            outcome.remaining = lint_source(display, data, settings, force=True).findings
+            outcome.remaining = lint_source(display, outcome.original.encode(encoding), settings, force=True).findings
     return outcome
 
 
+def _write(path: Path, data: bytes, outcome: FileFix, encoding: str) -> str | None:
+    """Write the fixed file (a notebook: its JSON with the fixed cells, each of which must parse)."""
+    if outcome.notebook is None:
+        return _replace(path, data, outcome.fixed, encoding)
+    try:
+        cells = outcome.notebook.split(outcome.fixed)
+    except InvalidNotebook as error:
+        return str(error)
+    for index, original, fixed in zip(outcome.notebook.cells, outcome.notebook.sources, cells):
+        if fixed != original and not _parses(fixed):  # a cell runs on its own in Jupyter
+            return f"cell {index + 1} would not parse on its own"
+    return _replace(path, data, outcome.notebook.with_text(outcome.fixed, data), encoding)
+
+
 def fixed_text(
-    display: str, text: str, encoding: str, settings: Settings, applicable: Callable[[Finding], bool]
+    display: str,
+    text: str,
+    encoding: str,
+    settings: Settings,
+    applicable: Callable[[Finding], bool],
+    notebook: Notebook | None = None,
 ) -> tuple[str, list[Finding], list[Finding], list[str]]:
     """(fixed text, applied findings, findings left in the fixed text, errors).
 
@@ -84,9 +115,9 @@ def fixed_text(
     """
     unsettled: dict[tuple, Finding] = {}
     while True:
-        rounds = _Rounds(display, encoding, settings, applicable, set(unsettled))
+        rounds = _Rounds(display, encoding, settings, applicable, set(unsettled), notebook)
         fixed = rounds.run(text)
-        errors = [f"{_where(f)}: {f.code} fix dropped: it did not settle" for f in unsettled.values()]
+        errors = [f"{_where(f, notebook)}: {f.code} fix dropped: it did not settle" for f in unsettled.values()]
         if fixed is not None:
             return fixed, rounds.applied, rounds.remaining, errors + rounds.errors
         if not rounds.unsettled:
@@ -105,8 +136,10 @@ class _Rounds:
         settings: Settings,
         applicable: Callable[[Finding], bool],
         rejected: set[tuple],
+        notebook: Notebook | None,
     ) -> None:
         self.display, self.encoding, self.settings, self.applicable = display, encoding, settings, applicable
+        self.notebook = notebook
         self.rejected = rejected  # fixes that broke the syntax or changed nothing: never retried
         self.applied: list[Finding] = []
         self.remaining: list[Finding] = []
@@ -155,12 +188,19 @@ class _Rounds:
         chosen: list[tuple[Finding, list[Span]]] = []
         taken: list[Span] = []
         mode_fix_taken = False
+        kept = _kept_lines(text)
         for finding in candidates:
             spans = _spans(text, finding.fix.edits)  # type: ignore[union-attr]
             if spans is None:
                 self.rejected.add(_key(finding))
                 self.errors.append(
-                    f"{_where(finding)}: {finding.code} fix dropped: its edits lie outside the file"
+                    f"{_where(finding, self.notebook)}: {finding.code} fix dropped: its edits lie outside the file"
+                )
+            elif any(_changes(span, line) for span in spans for line in kept):
+                self.rejected.add(_key(finding))
+                self.errors.append(
+                    f"{_where(finding, self.notebook)}: {finding.code} fix dropped: "
+                    "it would change an IPython line or a notebook cell boundary"
                 )
             elif finding.code.startswith(MODE_RULES) and mode_fix_taken:
                 continue  # computed from modes that the mode fix taken already changes: next round
@@ -176,7 +216,9 @@ class _Rounds:
                 parsing.append((finding, spans))
             else:
                 self.rejected.add(_key(finding))
-                self.errors.append(f"{_where(finding)}: {finding.code} fix dropped: the result would not parse")
+                self.errors.append(
+                    f"{_where(finding, self.notebook)}: {finding.code} fix dropped: the result would not parse"
+                )
         return parsing[:1]  # these parse alone; together they may not: one per round
 
 
@@ -185,8 +227,26 @@ def _key(finding: Finding) -> tuple:
     return (finding.code, finding.fix.message, tuple(edit.content for edit in finding.fix.edits))
 
 
-def _where(finding: Finding) -> str:
-    return f"{finding.filename}:{finding.location.row}:{finding.location.column}"
+def _where(finding: Finding, notebook: Notebook | None) -> str:
+    return f"{finding.filename}:{finding.location if notebook is None else notebook.place(finding.location)}"
+
+
+def _kept_lines(text: str) -> list[tuple[int, int]]:
+    """(start, end) offsets of the lines no fix may change: IPython lines and notebook cell boundaries."""
+    lines = source_lines(text)
+    kept, start = [], 0
+    rows = magic_rows(text)
+    for row, line in enumerate(lines, 1):
+        if row in rows or line == BOUNDARY:
+            kept.append((start, start + len(line)))
+        start += len(line)
+    return kept
+
+
+def _changes(span: Span, line: tuple[int, int]) -> bool:
+    """Whether an edit changes a line: replaces some of it, or inserts inside it (not before or after)."""
+    start, end, _ = span
+    return start < line[1] and line[0] < end if start < end else line[0] < start < line[1]
 
 
 def _spans(text: str, edits: tuple[Edit, ...]) -> list[tuple[int, int, str]] | None:
@@ -226,7 +286,7 @@ def _apply(text: str, spans: list[tuple[int, int, str]]) -> str:
 
 def _parses(text: str) -> bool:
     try:
-        cst.parse_module(text)
+        cst.parse_module(blank_magic_lines(text))
     except (cst.ParserSyntaxError, SyntaxError, ValueError):
         return False
     return True

@@ -30,7 +30,8 @@ def module_names(files: list[tuple[Path, str]]) -> dict[str, str]:
 
     names = {}
     for path, display in files:
-        parts = [] if path.name == "__init__.py" else [path.stem]
+        # a notebook keeps its suffix: no import names it, so it never stands for `train` next to train.py
+        parts = [] if path.name == "__init__.py" else [path.name.removesuffix(".py")]
         folder = path.parent
         while package(folder) and folder != folder.parent:
             parts.insert(0, folder.name)
