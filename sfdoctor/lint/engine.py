@@ -69,6 +69,7 @@ class FileResult:
     lines: int = 0
     analysed: bool = False
     summary: ModuleSummary | None = None  # what the module tells the rest of the project
+    summary_only: bool = False  # the rules did not run: the findings are still to come
 
 
 @dataclass
@@ -90,6 +91,7 @@ def lint_source(filename: str, data: bytes, settings: Settings, force: bool = Fa
     if settings.prefilter and not force and not settings.prefilter_pattern.search(data):
         return result
     result.analysed = True
+    result.summary_only = not rules
     try:
         module = cst.parse_module(data)
     except cst.ParserSyntaxError as error:

@@ -1,10 +1,12 @@
 """Phase 2 of the project analysis: link the summaries and lint the files that use them.
 
 Round 0 lints the files the prefilter picks (they name ScheduleFree or a configured factory) and
-collects their summaries. Each later round links the summaries into a new `ProjectView` and lints
-again the files that import a module whose exports changed — and, for the first time, files that
-never name ScheduleFree but import such a module (a trainer that gets its optimizer from
-`library.train_util`). Rounds stop when no module's exports change.
+collects their summaries. Each later round links the summaries into a new `ProjectView` and
+summarises what the new view may change: files that import a module whose exports changed (among
+them files that never name ScheduleFree: a trainer that gets its optimizer from
+`library.train_util`), and the project modules a training module calls. Rounds stop when no
+module's exports change; then the rules run once, with the final view, on every file whose
+findings count and whose last lint with rules saw an older view.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .view import ProjectView, module_names
 if TYPE_CHECKING:
     from ..engine import FileResult, Job, Settings
 
-MAX_ROUNDS = 8  # each round lints only what the previous one changed
+MAX_ROUNDS = 8  # each round summarises only what the previous one changed
 
 
 def link(
@@ -31,20 +33,22 @@ def link(
     settings: Settings,
     run: Callable[[list[Job], Settings], list[FileResult]],
 ) -> tuple[dict[str, FileResult], ProjectView]:
-    """Lint `files` with `run` (one batch of jobs under one view), round by round: the last result per
-    file, and the view they were linted with."""
+    """Lint `files` with `run` (one batch of jobs under one view): the last result per file, and the
+    view they were linted with."""
     view = ProjectView(module_names(files), configured=configured_optimizers(files))
     paths = {display: path for path, display in files}
     batch: list[Job] = [(path, display, "uses" if _builds_from_config(view, path) else "") for path, display in files]
     results: dict[str, FileResult] = {}
     exported: dict[str, tuple] = {}
+    checked: set[str] = set()  # files whose findings count: the prefilter's, and files using another's exports
+    stale: set[str] = set()  # linted with rules, then the view changed what they use
+    callees: set[str] = set()  # modules summarised for the training modules that call them
     # with the prefilter off (a benchmark of the analysis itself) every file is linted once, on its own view
     for _ in range(MAX_ROUNDS if settings.prefilter else 1):
-        current = replace(settings, project=view)
-        results.update(zip((display for _, display, _ in batch), run(batch, current)))
+        results.update(zip((display for _, display, _ in batch), run(batch, replace(settings, project=view))))
+        checked |= {d for _, d, why in batch if why != "summary" and results[d].analysed}
         summaries = {d: r.summary for d, r in results.items() if r.summary is not None}
-        # callees summarised this round: the training modules that call them were linted without them
-        callees = {summaries[d].module for _, d, why in batch if why == "summary" and d in summaries}
+        callees = {summaries[d].module for d in callees if d in summaries}
         view = view.with_summaries(summaries)
         builders, helpers, handed = set(), set(), set()
         for display, summary in summaries.items():
@@ -56,14 +60,19 @@ def link(
                 helpers.add(summary.module)
             if now[2] != before[2] and now[2]:
                 handed.add(display)  # another module now hands its functions a ScheduleFree optimizer
-        summarise = _packages_and_callees(view, results, paths)
-        relint = handed | set(_importers(view, results, paths, builders, trainers_only=False))
-        relint |= set(_importers(view, results, paths, helpers - builders, trainers_only=True))
-        relint |= set(_importers(view, results, paths, callees, trainers_only=True, every_function=True))
-        if not summarise and not relint:
+        # their summaries may change (what they build, hand on, train): summarised again next round
+        changed = handed | set(_importers(view, results, paths, builders, trainers_only=False))
+        checked |= changed
+        # their findings may change: the rules run again at the end
+        stale |= changed | set(_importers(view, results, paths, helpers - builders, trainers_only=True))
+        stale |= set(_importers(view, results, paths, callees, trainers_only=True, every_function=True))
+        callees = _packages_and_callees(view, results, paths) - changed
+        if not callees and not changed:
             break
-        batch = [(paths[d], d, "uses") for d in sorted(relint)]
-        batch += [(paths[d], d, "summary") for d in sorted(summarise - relint)]
+        batch = [(paths[d], d, "summary") for d in sorted(changed | callees)]
+    final = sorted(d for d in checked if d in stale or results[d].summary_only)
+    if final:
+        results.update(zip(final, run([(paths[d], d, "uses") for d in final], replace(settings, project=view))))
     return results, view
 
 
