@@ -76,7 +76,7 @@ def replay(script: Path | None, script_args: tuple[str, ...], steps: int | None,
         console = make_console(sys.stdout)
         show(console)
         if status != 2:
-            console.print(summary)
+            console.print(summary, markup=False)  # it quotes the script's error, which may hold [brackets]
     if out is not None:
         write_outputs(out, {**data, "command": ["sfdoctor", "replay", *sys.argv[2:]]}, make_console(sys.stderr))
     if status == 2:

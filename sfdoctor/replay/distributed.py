@@ -176,7 +176,8 @@ class Ranks:
         else:
             rank, crash = failures[0]
             primary = next((r for r in self.replays if r.rank == rank), self.replays[0])
-            crash = dataclasses.replace(crash, description=f"rank {rank}: {crash.description}")
+            after = " (after another rank ended or was stopped)" if _peer_gone(crash) else ""
+            crash = dataclasses.replace(crash, description=f"rank {rank}{after}: {crash.description}")
         return verdict(primary.result, self.findings, crash)
 
     def document(self) -> dict:
