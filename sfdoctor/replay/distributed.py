@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import click
@@ -133,7 +134,7 @@ class Ranks:
         return cls(world_size, [RankReplay(rank, results[rank], *diagnose(results[rank])) for rank in sorted(results)],
                    missing)
 
-    @property
+    @cached_property
     def findings(self) -> list[Finding]:
         """Each rank's findings, one finding where ranks found the same, labelled with its ranks unless every rank
         found it; then SF509."""
