@@ -411,6 +411,8 @@ class Guard:
         """SF509: one all_gather of (lr, weight_sum, mode) per group at the checking step of every rank."""
         import torch.distributed as dist
 
+        from .replay.distributed import RANK_FIX, rank_divergence
+
         if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return
         device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
@@ -420,15 +422,14 @@ class Guard:
                               dtype=torch.float64, device=device)
         gathered = [torch.empty_like(values) for _ in range(dist.get_world_size())]
         dist.all_gather(gathered, values)
-        for rank, other in enumerate(gathered[1:], 1):
-            differ = (other != gathered[0]).nonzero().tolist()
-            if differ:
-                group, column = differ[0]
-                what = ("scheduled lr", "weight_sum", "train mode")[column]
-                self._report(codes.SF509, w, group, step,
-                             f"group {group} at step {step}: rank {rank} has {what} {other[group, column].item()}, "
-                             f"rank 0 has {gathered[0][group, column].item()}: the ranks train different models",
-                             ("step schedulers and switch modes on every rank alike",))
+        for group in range(len(values)):
+            rows = {rank: row[group].tolist() for rank, row in enumerate(gathered)}
+            divergence = rank_divergence({rank: {"scheduled_lr": lr, "weight_sum": weight_sum,
+                                                 **({"train_mode": mode == 1} if mode >= 0 else {})}
+                                          for rank, (lr, weight_sum, mode) in rows.items()})
+            if divergence is not None:
+                self._report(codes.SF509, w, group, step, f"group {group} at step {step}: the ranks disagree on "
+                             f"{divergence}: they train different models", (RANK_FIX,))
                 return
 
     # -- saves -------------------------------------------------------------------------------------

@@ -46,5 +46,6 @@ def test_ranks_that_disagree_are_reported(tmp_path: Path) -> None:
     assert [code for code, _, _ in rank0["rank_dependent_lr"]] == ["SF504", "SF509"]  # rank 0 wrote the lr
     assert rank1["rank_dependent_lr"] == [[
         "SF509", 4,
-        "group 0 at step 4: rank 1 has scheduled lr 0.01, rank 0 has 0.005: the ranks train different models",
+        ("group 0 at step 4: the ranks disagree on scheduled lr: rank 0 has 0.005, rank 1 has 0.01: they train "
+         "different models"),
     ]]

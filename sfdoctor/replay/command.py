@@ -6,6 +6,7 @@ import importlib.util
 import json
 import sys
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 
 import click
@@ -29,8 +30,10 @@ DEFAULT_STEPS = 50
               help="Write trajectory.json, trajectory.csv and trajectory.png to this folder.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop the script after this many seconds; the report still comes.")
+@click.option("--nproc", type=click.IntRange(min=2), default=None,
+              help="Start this many ranks with torch.distributed.run and report them together.")
 def replay(script: Path | None, script_args: tuple[str, ...], steps: int | None, device: str,
-           output_format: str, out: Path | None, timeout: float | None) -> None:
+           output_format: str, out: Path | None, timeout: float | None, nproc: int | None) -> None:
     """Run SCRIPT for N optimizer steps with instrumented ScheduleFree optimizers and diagnose it.
 
     Arguments after SCRIPT (put them after `--`) are passed to the script. Without SCRIPT, the script,
@@ -41,25 +44,39 @@ def replay(script: Path | None, script_args: tuple[str, ...], steps: int | None,
         raise click.ClickException("replay needs torch: pip install 'sfdoctor[replay]'")
     out = out.resolve() if out is not None else None  # before the script can chdir (it runs elsewhere, too)
     from .diagnose import diagnose
+    from .distributed import Ranks, launched, replay_rank, start_ranks
     from .report import document, print_report, verdict, write_outputs
     from .session import replay_script
 
     as_json = output_format == "json"
-    progress = _progress(steps, enabled=not as_json and sys.stderr.isatty())
-    with progress or nullcontext():
-        task = progress.add_task("replay", total=steps) if progress else None
-        result = replay_script(script, args, steps, device, timeout,
-                               on_step=(lambda done: progress.update(task, completed=done)) if progress else None)
-    findings, crash = diagnose(result)
-    data = document(result, findings, crash)
-    status, summary = verdict(result, findings, crash)
+    launch = launched()
+    if nproc is not None and launch is not None:
+        raise click.UsageError("--nproc starts the ranks itself: run it outside torchrun")
+    if nproc is not None:
+        result = start_ranks(nproc, script, args, steps, device, timeout)
+    elif launch is not None:
+        result = replay_rank(launch, script, args, steps, device, timeout)
+        if result is None:
+            sys.exit(0)  # this rank's recording went to rank 0, which reports (and decides the exit status)
+    else:
+        progress = _progress(steps, enabled=not as_json and sys.stderr.isatty())
+        with progress or nullcontext():
+            task = progress.add_task("replay", total=steps) if progress else None
+            result = replay_script(script, args, steps, device, timeout,
+                                   on_step=(lambda done: progress.update(task, completed=done)) if progress else None)
+    if isinstance(result, Ranks):
+        data, (status, summary), show = result.document(), result.verdict(), result.print_report
+    else:
+        findings, crash = diagnose(result)
+        data, (status, summary) = document(result, findings, crash), verdict(result, findings, crash)
+        show = partial(print_report, result, findings, crash)
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
         console = make_console(sys.stdout)
-        print_report(result, findings, crash, console)
+        show(console)
         if status != 2:
-            console.print(summary)
+            console.print(summary, markup=False)  # it quotes the script's error, which may hold [brackets]
     if out is not None:
         write_outputs(out, {**data, "command": ["sfdoctor", "replay", *sys.argv[2:]]}, make_console(sys.stderr))
     if status == 2:

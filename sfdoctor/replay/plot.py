@@ -14,11 +14,14 @@ def plot_trajectory(data: dict, path: Path) -> None:
     axes = figure.subplots(len(PANELS), 1, sharex=True)
     for optimizer in data["optimizers"]:
         for group in optimizer["groups"]:
-            steps = [record["step"] for record in group["trajectory"]]
-            for axis, (key, _) in zip(axes, PANELS):
-                values = [_number(record[key]) for record in group["trajectory"]]
-                axis.plot(steps, values, marker=".", label=f"{optimizer['class']} [{optimizer['index']}] group "
-                          f"{group['index']}")
+            ranks = sorted({record.get("rank") for record in group["trajectory"]}, key=lambda rank: rank or 0)
+            for rank in ranks:  # one line per rank in a distributed replay (None: a single process)
+                records = [record for record in group["trajectory"] if record.get("rank") == rank]
+                label = f"{optimizer['class']} [{optimizer['index']}] group {group['index']}" + (
+                    f" rank {rank}" if rank is not None else "")
+                for axis, (key, _) in zip(axes, PANELS):
+                    axis.plot([record["step"] for record in records], [_number(record[key]) for record in records],
+                              marker=".", label=label)
     for axis, (_, title) in zip(axes, PANELS):
         axis.set_ylabel(title)
         axis.grid(alpha=0.3)

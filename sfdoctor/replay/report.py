@@ -16,7 +16,7 @@ from ..findings import Finding
 from ..output import plural, print_full
 from .diagnose import Crash
 from .frames import display_path
-from .record import STEP_FIELDS, GroupTrace
+from .record import STEP_FIELDS
 from .session import ReplayResult
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -118,7 +118,7 @@ def verdict(result: ReplayResult, findings: list[Finding], crash: Crash | None) 
 
 def print_report(result: ReplayResult, findings: list[Finding], crash: Crash | None, console: Console) -> None:
     console.print(f"[bold]sfdoctor replay[/] {escape(display_path(str(result.script)))}: "
-                  f"{escape(_ending(result, crash))} "
+                  f"{escape(ending(result, crash))} "
                   f"[dim]({result.seconds:.1f}s; torch {result.versions['torch']}, "
                   f"schedulefree {result.versions['schedulefree']})[/]")
     for warning in result.warnings:
@@ -134,18 +134,23 @@ def print_report(result: ReplayResult, findings: list[Finding], crash: Crash | N
                           f"stepped {scheduler.steps} times")
         for group in trace.groups:
             if group.steps:
-                console.print(_group_table(group))
-                console.print(_sparklines(group))
+                console.print(group_table(f"group {group.index}", {0: group.steps}))
+                console.print(sparklines({0: group.steps}))
     if crash is not None:
-        label = "internal error" if crash.internal else "script error"
-        console.print(f"\n[bold red]{label}:[/] {escape(crash.description)}")
-        for filename, row, function in (result.outcome.error.frames[-4:] if result.outcome.error else []):
-            console.print(f"  [dim]{escape(display_path(filename))}:{row} in {escape(function)}[/]")
+        print_crash(result, crash, console)
     console.print()
     print_full(findings, console)
 
 
-def _ending(result: ReplayResult, crash: Crash | None) -> str:
+def print_crash(result: ReplayResult, crash: Crash, console: Console, label: str = "") -> None:
+    """The script's error and its last frames; `label` names the rank in a distributed replay."""
+    kind = "internal error" if crash.internal else "script error"
+    console.print(f"\n[bold red]{escape(label)}{kind}:[/] {escape(crash.description)}")
+    for filename, row, function in (result.outcome.error.frames[-4:] if result.outcome.error else []):
+        console.print(f"  [dim]{escape(display_path(filename))}:{row} in {escape(function)}[/]")
+
+
+def ending(result: ReplayResult, crash: Crash | None) -> str:
     """How the run ended, for the report's first line."""
     outcome, steps = result.outcome, plural(result.steps_run, "step")
     if outcome.stop_reason == "steps":
@@ -168,12 +173,25 @@ def _ending(result: ReplayResult, crash: Crash | None) -> str:
     return ending
 
 
-def _group_table(group: GroupTrace) -> Table:
-    table = Table(title=f"group {group.index}", title_justify="left", box=None, pad_edge=False)
-    for header in COLUMNS.values():
+def group_table(title: str, steps_by_rank: dict[int, list[dict]]) -> Table:
+    """A group's shown steps. With several ranks, a column whose ranks differ on a shown step has one per rank; the
+    others (and the loss, of each rank's own batches) show the first rank that has the step."""
+    by_step = {rank: {record["step"]: record for record in steps} for rank, steps in steps_by_rank.items()}
+    rows = sorted({record["step"] for steps in steps_by_rank.values() for record in shown_steps(steps)})
+    columns = []  # (field, header, rank or None: the first rank that has the step)
+    for column, header in COLUMNS.items():
+        values = [{records[step][column] for records in by_step.values() if step in records} for step in rows]
+        if column not in ("step", "loss") and any(len(found) > 1 for found in values):  # each rank its own batches
+            columns += [(column, f"{header} r{rank}", rank) for rank in by_step]
+        else:
+            columns.append((column, header, None))
+    table = Table(title=title, title_justify="left", box=None, pad_edge=False)
+    for _, header, _ in columns:
         table.add_column(header, justify="right")
-    for record in shown_steps(group.steps):
-        table.add_row(*(_cell(record.get(column)) for column in COLUMNS))
+    for step in rows:
+        first = next(records[step] for records in by_step.values() if step in records)
+        table.add_row(*(_cell((by_step[rank].get(step, {}) if rank is not None else first).get(column))
+                        for column, _, rank in columns))
     return table
 
 
@@ -187,11 +205,17 @@ def shown_steps(steps: list[dict]) -> list[dict]:
     return shown
 
 
-def _sparklines(group: GroupTrace) -> str:
-    lines = []
-    for key in ("weight_sum", "scheduled_lr", "ckp1"):
-        values = [record[key] for record in group.steps]
-        lines.append(f"  {key:>12} {sparkline(values)}  [dim]{_cell(min(values))} .. {_cell(max(values))}[/]")
+def sparklines(steps_by_rank: dict[int, list[dict]]) -> str:
+    """weight_sum, scheduled lr and ckp1 over the steps: of the first rank, and of each rank that differs from it."""
+    lines, first = [], None
+    for rank, steps in steps_by_rank.items():
+        for key in ("weight_sum", "scheduled_lr", "ckp1"):
+            values = [record[key] for record in steps]
+            if first is not None and values == first[key]:
+                continue
+            label = f"r{rank} {key}" if first is not None else key
+            lines.append(f"  {label:>12} {sparkline(values)}  [dim]{_cell(min(values))} .. {_cell(max(values))}[/]")
+        first = first or {key: [record[key] for record in steps] for key in ("weight_sum", "scheduled_lr", "ckp1")}
     return "\n".join(lines)
 
 
@@ -224,11 +248,12 @@ def write_outputs(folder: Path, data: dict, console: Console) -> None:
     (folder / "trajectory.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     with open(folder / "trajectory.csv", "w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["optimizer", "group", *STEP_FIELDS])
+        fields = ("rank", *STEP_FIELDS) if "ranks" in data else STEP_FIELDS  # a distributed replay's records
+        writer.writerow(["optimizer", "group", *fields])
         for optimizer in data["optimizers"]:
             for group in optimizer["groups"]:
                 for record in group["trajectory"]:
-                    writer.writerow([optimizer["index"], group["index"], *(record[key] for key in STEP_FIELDS)])
+                    writer.writerow([optimizer["index"], group["index"], *(record[key] for key in fields)])
     try:
         from .plot import plot_trajectory
     except ImportError:
