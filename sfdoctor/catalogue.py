@@ -10,7 +10,7 @@ from .findings import RuleInfo
 
 def all_rules() -> list[RuleInfo]:
     from .lint.analysis.dependencies import DEPENDENCY_RULES
-    from .lint.engine import rule_infos
+    from .lint.checker import rule_infos
     from .replay.codes import REPLAY_RULES
 
     return sorted([*rule_infos(), *DEPENDENCY_RULES, *REPLAY_RULES], key=lambda info: info.code)

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sfdoctor.findings import Finding
-from sfdoctor.lint.engine import Settings, lint_source
+from sfdoctor.lint.checker import lint_source
+from sfdoctor.lint.engine import Settings
 from sfdoctor.lint.fixes.fix import fixed_text
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

@@ -11,7 +11,8 @@ import pytest
 from cli_helpers import lint
 from mutation import check, programs
 
-from sfdoctor.lint.engine import Settings, lint_source
+from sfdoctor.lint.checker import lint_source
+from sfdoctor.lint.engine import Settings
 
 SEED = 20261202
 PROGRAMS = 150

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
-from sfdoctor.lint.engine import Settings, lint_source
+from sfdoctor.lint.checker import lint_source
+from sfdoctor.lint.engine import Settings
 
 HEADER = """\
 import schedulefree

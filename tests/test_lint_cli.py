@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from sfdoctor.cli import cli
 from sfdoctor.findings import RuleInfo
-from sfdoctor.lint.engine import rule_infos
+from sfdoctor.lint.checker import rule_infos
 from sfdoctor.lint.rule import Rule, discover_rules
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from sfdoctor.cli import cli
 from sfdoctor.lint.analysis.modes import mode_analysis
-from sfdoctor.lint.engine import Settings, lint_source
+from sfdoctor.lint.checker import lint_source
+from sfdoctor.lint.engine import Settings
 from sfdoctor.lint.rule import FileContext
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "modes"

@@ -6,7 +6,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from sfdoctor.lint.engine import Settings, lint_source
+from sfdoctor.lint.checker import lint_source
+from sfdoctor.lint.engine import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

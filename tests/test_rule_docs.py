@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from sfdoctor.lint.analysis.dependencies import DEPENDENCY_RULES
-from sfdoctor.lint.engine import Settings, lint_source, rule_infos
+from sfdoctor.lint.checker import lint_source, rule_infos
+from sfdoctor.lint.engine import Settings
 from sfdoctor.lint.fixes.fix import fixed_text
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"

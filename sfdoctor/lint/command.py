@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -37,11 +37,13 @@ from .analysis.dependencies import (
     never_calls_optimizer_train,
 )
 from .cache import CACHE_FOLDER
-from .engine import Settings, lint_files, rule_infos
+from .engine import Settings, lint_files
 from .files.cells import in_cells
 from .files.discover import DEFAULT_EXCLUDE, PathPatterns, changed_files, discover
 from .files.source import DEFAULT_MAX_FILE_SIZE, MEGABYTE
-from .fixes.fix import FileFix, fix_file
+
+if TYPE_CHECKING:
+    from .fixes.fix import FileFix
 
 Files = list[tuple[Path, str]]
 
@@ -49,11 +51,16 @@ Files = list[tuple[Path, str]]
 def _codes(values: Sequence[str], source: str) -> tuple[str, ...]:
     """`SF1,SF201` / ["SF1", "SF201"] -> ("SF1", "SF201"), checked against the lint rules."""
     codes = tuple(c.strip().upper() for value in values for c in value.split(",") if c.strip())
-    known = [info.code for info in (*rule_infos(), *DEPENDENCY_RULES)]
     for code in codes:
-        if code != "ALL" and not any(k.startswith(code) for k in known):
+        if code not in ("ALL", "SF") and not any(k.startswith(code) for k in _known_codes()):
             raise FatalError(f"{source}: {code!r} matches no rule; `sfdoctor rule` lists them")
     return tuple("SF" if c == "ALL" else c for c in codes)
+
+
+def _known_codes() -> tuple[str, ...]:
+    from .checker import rule_infos  # loads libcst and the rules: only when a code needs checking
+
+    return tuple(info.code for info in (*rule_infos(), *DEPENDENCY_RULES))
 
 
 def _settings(
@@ -225,6 +232,7 @@ def lint(
     unchecked = len(errors)  # files not read or not (fully) analysed; fix errors come later
     fixes: list[FileFix] = []
     if fix or diff:
+        from .fixes.fix import fix_file
         paths_by_name = {display: path for path, display in python}
         for display in sorted({f.filename for f in findings if applicable(f)}):
             outcome = fix_file(paths_by_name[display], display, linked, applicable, write=not diff)

@@ -19,6 +19,7 @@ from typing import Any
 
 import libcst as cst
 
+from ..project.configs import configured_factories
 from ..project.facts import Built, Helper
 from ..project.view import ProjectView
 from .index import Binding, Function, ModuleIndex, Unpacked, dotted_name, subscript_key
@@ -778,16 +779,6 @@ def _argparse_dest(call: cst.Call) -> str | None:
     long = [f for f in flags if isinstance(f, str) and f.startswith("--")]
     chosen = long[0] if long else (flags[0] if flags else None)
     return chosen.lstrip("-").replace("-", "_") if isinstance(chosen, str) else None
-
-
-def configured_factories(names: frozenset[str]) -> dict[str, int | None]:
-    """`optimizer-factories` entries: "pkg.build" returns the optimizer, "pkg.get_optimizer[2]" returns
-    a tuple whose element 2 is the optimizer (`name, args, optimizer = get_optimizer(...)`)."""
-    found: dict[str, int | None] = {}
-    for name in names:
-        base, _, index = name.partition("[")
-        found[base] = int(index.rstrip("]")) if index.rstrip("]").isdigit() else None
-    return found
 
 
 def _part_of_result(node: cst.BaseExpression) -> tuple[cst.BaseExpression, str] | None:

@@ -17,7 +17,8 @@ from pathlib import Path
 import libcst as cst
 
 from ...findings import Edit, Finding
-from ..engine import Settings, lint_source
+from ..checker import lint_source
+from ..engine import Settings
 from ..files.magics import blank_magic_lines, magic_rows
 from ..files.notebook import BOUNDARY, InvalidNotebook, Notebook, is_notebook
 from ..files.source import NotLintable, read_file, source_encoding, source_lines

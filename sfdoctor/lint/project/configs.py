@@ -1,6 +1,7 @@
 """Configs that name a ScheduleFree optimizer: Hydra's `_target_: schedulefree.AdamWScheduleFree`, a
 `class_name:` / `type:` / `optimizer:` entry, HF-style `optim: schedule_free_adamw` (axolotl,
 LLaMA-Factory). A config is evidence that an optimizer the code builds from it *may* be ScheduleFree.
+Also sfdoctor's own `optimizer-factories` setting.
 """
 
 from __future__ import annotations
@@ -45,3 +46,13 @@ def configured_optimizers(files: list[tuple[Path, str]]) -> tuple[tuple[str, str
                 shown = str(path)
             found.append((name.rsplit(".", 1)[-1], shown, data.count(b"\n", 0, match.start("name")) + 1))
     return tuple(found)
+
+
+def configured_factories(names: frozenset[str]) -> dict[str, int | None]:
+    """`optimizer-factories` entries: "pkg.build" returns the optimizer, "pkg.get_optimizer[2]" returns
+    a tuple whose element 2 is the optimizer (`name, args, optimizer = get_optimizer(...)`)."""
+    found: dict[str, int | None] = {}
+    for name in names:
+        base, _, index = name.partition("[")
+        found[base] = int(index.rstrip("]")) if index.rstrip("]").isdigit() else None
+    return found

@@ -37,6 +37,7 @@ def link(
     view they were linted with."""
     view = ProjectView(module_names(files), configured=configured_optimizers(files))
     paths = {display: path for path, display in files}
+    words = SourceWords(paths)
     batch: list[Job] = [(path, display, "uses" if _builds_from_config(view, path) else "") for path, display in files]
     results: dict[str, FileResult] = {}
     exported: dict[str, tuple] = {}
@@ -61,11 +62,11 @@ def link(
             if now[2] != before[2] and now[2]:
                 handed.add(display)  # another module now hands its functions a ScheduleFree optimizer
         # their summaries may change (what they build, hand on, train): summarised again next round
-        changed = handed | set(_importers(view, results, paths, builders, trainers_only=False))
+        changed = handed | set(_importers(view, results, words, builders, trainers_only=False))
         checked |= changed
         # their findings may change: the rules run again at the end
-        stale |= changed | set(_importers(view, results, paths, helpers - builders, trainers_only=True))
-        stale |= set(_importers(view, results, paths, callees, trainers_only=True, every_function=True))
+        stale |= changed | set(_importers(view, results, words, helpers - builders, trainers_only=True))
+        stale |= set(_importers(view, results, words, callees, trainers_only=True, every_function=True))
         callees = _packages_and_callees(view, results, paths) - changed
         if not callees and not changed:
             break
@@ -136,7 +137,7 @@ def _packages_and_callees(view: ProjectView, results: dict[str, FileResult], pat
 def _importers(
     view: ProjectView,
     results: dict[str, FileResult],
-    paths: dict[str, Path],
+    words: SourceWords,
     modules: set[str],
     trainers_only: bool,
     every_function: bool = False,
@@ -151,10 +152,6 @@ def _importers(
     stems = {s.module.rsplit(".", 1)[-1] for s in exporting}
     exports = [(*_optimizer_exports(s, view), s.helpers if every_function else _helper_exports(s)) for s in exporting]
     names = {n.split(".")[0] for parts in exports for part in parts for n in part}
-    mentions = [
-        re.compile(rb"(?m)^\s*(?:from|import)\s[^\n]*\b(?:" + b"|".join(re.escape(w.encode()) for w in sorted(stems)) + rb")\b"),
-        re.compile(rb"\b(?:" + b"|".join(re.escape(w.encode()) for w in sorted(names)) + rb")\b"),
-    ]
     found = []
     for display, result in results.items():
         summary = result.summary
@@ -168,13 +165,33 @@ def _importers(
             continue
         if trainers_only or result.analysed:
             continue  # parsed and failed (SF000), or a module that does not train: nothing to add
-        try:
-            data = read_source(paths[display]) or b""
-        except (OSError, NotLintable):  # a FIFO would block
-            continue
-        if all(pattern.search(data) for pattern in mentions):
+        imported, mentioned = words(display)
+        if imported & stems and mentioned & names:
             found.append(display)
     return found
+
+
+IMPORT_LINE = re.compile(r"(?m)^[ \t]*(?:from|import)\s[^\n]*")
+WORD = re.compile(r"\w+")
+
+
+class SourceWords:
+    """The words of the files no summary describes, read once per run (each round asks again): the
+    words of their import lines, and all of their words."""
+
+    def __init__(self, paths: dict[str, Path]) -> None:
+        self.paths = paths
+        self.found: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+
+    def __call__(self, display: str) -> tuple[frozenset[str], frozenset[str]]:
+        if display not in self.found:
+            try:
+                text = (read_source(self.paths[display]) or b"").decode("utf-8", errors="replace")
+            except (OSError, NotLintable):  # a FIFO would block
+                text = ""
+            imports = " ".join(IMPORT_LINE.findall(text))
+            self.found[display] = frozenset(WORD.findall(imports)), frozenset(WORD.findall(text))
+        return self.found[display]
 
 
 def _calls_export(view: ProjectView, importer: str, used: str, modules: set[str], names: set[str]) -> bool:

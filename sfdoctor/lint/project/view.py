@@ -49,8 +49,11 @@ class ProjectView:
     configured: tuple[tuple[str, str, int], ...] = ()  # (ScheduleFree name, config file, row) in configs
     _table: dict[str, list[str]] = field(default_factory=dict, repr=False)
     _passed: dict[tuple[str, str], list[Passed]] | None = field(default=None, repr=False)
+    _files: dict[tuple[str, str], str | None] = field(default_factory=dict, repr=False)  # module_file's answers
 
     def __post_init__(self) -> None:
+        if self._table:
+            return  # shared with the view this one extends
         for display, module in self.modules.items():
             names = {module}
             parts = display.removesuffix(".py").split("/")
@@ -80,7 +83,7 @@ class ProjectView:
         return self._passed.get((filename, function), [])
 
     def with_summaries(self, summaries: dict[str, ModuleSummary]) -> ProjectView:
-        return ProjectView(self.modules, {**self.summaries, **summaries}, self.configured, self._table)
+        return ProjectView(self.modules, {**self.summaries, **summaries}, self.configured, self._table, None, self._files)
 
     # -- names -------------------------------------------------------------------------------
 
@@ -113,6 +116,11 @@ class ProjectView:
 
     def module_file(self, importer: str, dotted: str) -> str | None:
         """The project file an import names (`pkg.mod`, or `pkg.mod.f` from `from pkg.mod import f`)."""
+        if (importer, dotted) not in self._files:
+            self._files[importer, dotted] = self._module_file(importer, dotted)
+        return self._files[importer, dotted]
+
+    def _module_file(self, importer: str, dotted: str) -> str | None:
         parts = self.absolute(importer, dotted).split(".")
         for cut in range(len(parts), 0, -1):
             candidates = self._table.get(".".join(parts[:cut]))
