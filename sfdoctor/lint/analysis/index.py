@@ -277,11 +277,14 @@ class ModuleIndex:
         while current is not None and current is not (function.node if function else None):
             parent = self.parent_statement.get(current)
             body, position = self.block.get(current, ((), 0))
-            for earlier in reversed(body[:position]):
-                inside = [b for b in candidates if self.within(b.statement, earlier)]
-                if not inside:
-                    continue
-                if inside[-1].statement is earlier and not isinstance(earlier, COMPOUND):
+            earlier: dict[int, list[Binding]] = {}  # position in the block -> the bindings inside that statement
+            for binding in candidates:
+                at = self._position_in(binding.statement, body)
+                if at is not None and at < position:
+                    earlier.setdefault(at, []).append(binding)
+            for at in sorted(earlier, reverse=True):
+                inside = earlier[at]
+                if inside[-1].statement is body[at] and not isinstance(body[at], COMPOUND):
                     return found + [inside[-1]], True
                 found.extend(inside)
             # `for x in ...:` binds x for its own body, unless an earlier line of the body rebinds it
@@ -292,6 +295,14 @@ class ModuleIndex:
             current = parent
         return found, False
 
+    def _position_in(self, statement: cst.CSTNode, body: tuple[cst.CSTNode, ...]) -> int | None:
+        """Where in `body` the statement lies, itself or inside one of body's statements."""
+        for enclosing in self.enclosing_statements(statement):
+            found = self.block.get(enclosing)
+            if found is not None and found[0] is body:
+                return found[1]
+        return None
+
     def within(self, statement: cst.CSTNode, ancestor: cst.CSTNode) -> bool:
         return id(ancestor) in self._ancestors(statement)
 
@@ -300,6 +311,17 @@ class ModuleIndex:
         found = self._ancestor_ids.get(statement)
         if found is None:
             found = self._ancestor_ids[statement] = frozenset(map(id, self.enclosing_statements(statement)))
+        return found
+
+    @cached_property
+    def calls_by_name(self) -> dict[str, list[CallSite]]:
+        """Calls by the last part of what they call: `f(...)` and `self.f(...)` under "f"."""
+        found: dict[str, list[CallSite]] = {}
+        for site in self.calls:
+            func = site.node.func
+            name = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else None
+            if name is not None:
+                found.setdefault(name, []).append(site)
         return found
 
     @cached_property

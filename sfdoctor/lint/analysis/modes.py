@@ -25,7 +25,7 @@ from ..project.facts import Helper
 from ..project.view import row_of
 from ..rule import FileContext
 from .ema import ema_update
-from .index import CallSite, Function, Unpacked, child_nodes, descendants, dotted_name
+from .index import STATEMENT_TYPES, CallSite, Function, Unpacked, child_nodes, descendants, dotted_name
 from .schedulers import is_scheduler, sf_test_polarity
 from .values import CONFIG, PASS_THROUGH, Evaluator, Optimizers, OptimizerSite, Where, last_name
 
@@ -499,12 +499,30 @@ class ModeAnalysis:
             statement = statements[later]
             if isinstance(statement, cst.If) and statement.orelse is None and code(statement.test) == code(head.test):
                 return later
-            assigned = self._assigned.get(statement)
-            if assigned is None:  # blocks are walked again for loops and branches: each statement once here
-                assigned = self._assigned[statement] = _assigned_names(statement)
-            if names & assigned:
+            if names & self.assigned_names(statement):
                 return None
         return None
+
+    def assigned_names(self, statement: cst.CSTNode) -> frozenset[str]:
+        """The names a statement assigns, anywhere inside it. Remembered per statement, and built from
+        the statements inside it: blocks are walked again for loops and branches."""
+        found = self._assigned.get(statement)
+        if found is not None:
+            return found
+        names: set[str] = set()
+        pending = [statement]
+        while pending:
+            node = pending.pop()
+            if node is not statement and type(node) in STATEMENT_TYPES:
+                names |= self.assigned_names(node)
+                continue
+            if isinstance(node, (cst.AssignTarget, cst.AugAssign, cst.AnnAssign, cst.For)):
+                names |= {n.value for n in descendants(node.target) if isinstance(n, cst.Name)}
+            elif isinstance(node, cst.AsName):
+                names |= {n.value for n in descendants(node.name) if isinstance(n, cst.Name)}
+            pending.extend(child_nodes(node))
+        found = self._assigned[statement] = frozenset(names)
+        return found
 
 
 class _Walker:
@@ -955,17 +973,6 @@ class _Walker:
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def _assigned_names(statement: cst.CSTNode) -> frozenset[str]:
-    """The names a statement assigns, anywhere inside it."""
-    targets: list[cst.CSTNode] = []
-    for node in descendants(statement):
-        if isinstance(node, (cst.AssignTarget, cst.AugAssign, cst.AnnAssign, cst.For)):
-            targets.append(node.target)
-        elif isinstance(node, cst.AsName):
-            targets.append(node.name)
-    return frozenset(n.value for target in targets for n in descendants(target) if isinstance(n, cst.Name))
 
 
 def _receiver_text(node: cst.BaseExpression, site: CallSite) -> str | None:

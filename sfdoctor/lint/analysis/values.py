@@ -314,7 +314,7 @@ class Evaluator:
         """A parameter takes its call sites' arguments, or its default where a call leaves it out."""
         param = function.params[name]
         default = [(Binding(param.default, function.node, 0), Where(function.node, None))] if param.default else []
-        sites = [c for c in self.index.calls if self._calls_function(c.node, function)]
+        sites = [c for c in self.index.calls_by_name.get(function.name, []) if self._calls_function(c.node, function)]
         if not sites:
             return default or [(None, Where(function.node, function))]
         result: list[tuple[Binding | None, Where]] = []
