@@ -33,6 +33,9 @@ EXPECTED: dict[str, list[tuple[str, str, int, bool]]] = {
     ],
     # a class picked from a dict by a CLI flag: possible; train_ok.py gates its mode calls on a flag.
     "class_registry": [("train.py", "SF203", 21, True)],
+    # a registry filled by a decorator (`@register("sf_adamw")` on a ScheduleFree subclass) and read by
+    # a config key in a factory: possible; train_ok.py switches modes and is silent.
+    "decorator_registry": [("train.py", "SF203", 13, True)],
     # a save helper in another module; the helper that switches to eval itself is silent, and so is
     # utils.monitoring.log_lr(optimizer): a project function that leaves the mode alone.
     "helper_module": [("train.py", "SF203", 18, False)],

@@ -65,10 +65,10 @@ class CallSite:
 
 @dataclass(frozen=True, eq=False)
 class SubscriptWrite:
-    """`target[key] = value` with a string key, e.g. `group["lr"] = 0`."""
+    """`target[key] = value`, e.g. `group["lr"] = 0` (key "lr") or `REGISTRY[name] = cls` (key None)."""
 
     target: cst.BaseExpression
-    key: str
+    key: str | None
     value: cst.BaseExpression
     function: Function | None
     statement: cst.CSTNode
@@ -225,11 +225,9 @@ class ModuleIndex:
             binding = Binding(value, statement, self._next_order(), loop_item)
             self.attributes.setdefault((self._classes[-1], target.attr.value), []).append(binding)
         elif isinstance(target, cst.Subscript):
-            key = subscript_key(target)
-            if key is not None:
-                self.subscript_writes.append(
-                    SubscriptWrite(target.value, key, value, self._function, statement, self._next_order())
-                )
+            self.subscript_writes.append(
+                SubscriptWrite(target.value, subscript_key(target), value, self._function, statement, self._next_order())
+            )
 
     @property
     def _function(self) -> Function | None:

@@ -648,7 +648,8 @@ class Evaluator:
                 names = [last_name(v) for literal, _ in literals for _, v in _dict_entries(literal)]
                 names += [last_name(e.value) for literal, _ in self.origins(origin.value, place, depth + 1)[0]
                           if isinstance(literal, (cst.List, cst.Tuple)) for e in literal.elements]
-                hits = [n for n in names if n in SF_CLASSES]
+                names += self._registered(origin.value)
+                hits = [n for n in names if n in SF_CLASSES or n in self.schedulefree_subclasses]
                 found += hits
                 every &= bool(hits) and len(hits) == len(names)
                 continue
@@ -664,6 +665,40 @@ class Evaluator:
                 continue
             found.append(short)
         return found, every and bool(found)
+
+    def _registered(self, registry: cst.BaseExpression) -> list[str | None]:
+        """The classes put into a registry dict with `REGISTRY[key] = cls`: directly, or by a decorator
+        that does it with its argument (`@register("sf_adamw") class SFAdamW(AdamWScheduleFree)`)."""
+        text = dotted_name(registry)
+        found: list[str | None] = []
+        for write in self.index.subscript_writes:
+            if text is None or dotted_name(write.target) != text:
+                continue
+            function = write.function
+            if isinstance(write.value, cst.Name) and function is not None and write.value.value in function.params:
+                found += self._decorated(function)
+            else:
+                found.append(last_name(write.value))
+        return found
+
+    def _decorated(self, decorator: Function) -> list[str | None]:
+        """The classes handed to a decorator: `@decorator` or `@factory(...)` (a function returning it)
+        on a class, and the calls `decorator(cls)` / `factory(...)(cls)`."""
+        parent = decorator.parent
+        factory = parent.name if parent and any(dotted_name(v) == decorator.name for v, _ in parent.returns) else None
+
+        def applies(expression: cst.BaseExpression) -> bool:
+            if isinstance(expression, cst.Call):
+                return factory is not None and last_name(expression.func) == factory
+            return last_name(expression) == decorator.name
+
+        found: list[str | None] = [
+            statement.name.value
+            for statement in self.index.parent_statement
+            if isinstance(statement, cst.ClassDef) and any(applies(d.decorator) for d in statement.decorators)
+        ]
+        found += [last_name(site.node.args[0].value) for site in self.index.calls if site.node.args and applies(site.node.func)]
+        return found
 
     @cached_property
     def schedulefree_subclasses(self) -> frozenset[str]:
