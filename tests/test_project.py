@@ -36,6 +36,9 @@ EXPECTED: dict[str, list[tuple[str, str, int, bool]]] = {
     # a registry filled by a decorator (`@register("sf_adamw")` on a ScheduleFree subclass) and read by
     # a config key in a factory: possible; train_ok.py switches modes and is silent.
     "decorator_registry": [("train.py", "SF203", 13, True)],
+    # the EMA reaches the library's training step as a parameter annotated `ExponentialMovingAverage`;
+    # the step that updates it between eval() and train() is silent.
+    "ema_parameter": [("lib/steps.py", "SF209", 11, False)],
     # a save helper in another module; the helper that switches to eval itself is silent, and so is
     # utils.monitoring.log_lr(optimizer): a project function that leaves the mode alone.
     "helper_module": [("train.py", "SF203", 18, False)],

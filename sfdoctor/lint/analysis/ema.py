@@ -16,8 +16,10 @@ EMA_CLASS = re.compile(r"AveragedModel|ExponentialMovingAverage|^ModelEma|EMA|^E
 UPDATE_METHODS = frozenset({"update", "update_parameters"})
 
 
-def ema_update(context: FileContext, site: CallSite) -> tuple[cst.Call, Where] | None:
-    """For `ema.update(model)` / `swa_model.update_parameters(model)`: the averager's construction."""
+def ema_update(context: FileContext, site: CallSite) -> tuple[cst.CSTNode, Where] | None:
+    """For `ema.update(model)` / `swa_model.update_parameters(model)`: the averager's construction, or
+    the parameter that receives it, annotated with an averager class (`ema: ExponentialMovingAverage`:
+    the training step of a library whose script builds the EMA)."""
     func = site.node.func
     if not (isinstance(func, cst.Attribute) and func.attr.value in UPDATE_METHODS):
         return None
@@ -25,6 +27,12 @@ def ema_update(context: FileContext, site: CallSite) -> tuple[cst.Call, Where] |
     for origin, place in averager_origins(context, func.value, where):
         if isinstance(origin, cst.Call) and EMA_CLASS.search(last_name(origin.func) or ""):
             return origin, place
+    function = site.function
+    param = function.params.get(func.value.value) if function and isinstance(func.value, cst.Name) else None
+    if param is not None and param.annotation is not None:
+        annotation = context.index.code(param.annotation.annotation)
+        if any(EMA_CLASS.search(word) for word in re.findall(r"\w+", annotation)):
+            return param, Where(function.node, function)
     return None
 
 

@@ -781,7 +781,7 @@ class _Walker:
             return self.opaque(site, state, passed)
         return state
 
-    def record_ema(self, site: CallSite, state: State, averager: cst.Call, where: Where) -> None:
+    def record_ema(self, site: CallSite, state: State, averager: cst.CSTNode, where: Where) -> None:
         """An EMA/SWA update: it averages what the model holds now (`y` in train mode)."""
         models = self.a.gather(site.node, self.function, site.statement)
         models |= self.a.gather(averager, where.function, where.statement)
