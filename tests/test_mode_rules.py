@@ -48,6 +48,7 @@ EXPECTED: dict[str, list[tuple[str, int, bool]]] = {
     "sf208_split_functions.py": [("SF208", 16, False)],
     "sf208_trainer_class.py": [("SF208", 23, False)],
     "sf209_script_swa_ema.py": [("SF209", 19, False)],
+    "sf209_model_ema_step.py": [("SF209", 19, False)],  # `self.model.ema.step(...)`: named for its averaging
     "sf209_step_hook.py": [("SF209", 10, False)],  # a step post-hook always runs in train mode
     "sf209_trainer_class.py": [("SF209", 20, False)],  # train_step() called from fit()'s train-mode loop
     "sf401_hf_cosine.py": [("SF401", 10, False)],

@@ -11,9 +11,12 @@ from .index import CallSite, dotted_name
 from .values import Where, last_name
 
 # torch.optim.swa_utils.AveragedModel, timm ModelEma/ModelEmaV2/V3, ema_pytorch.EMA, torch_ema's
-# ExponentialMovingAverage, and project classes named like them (ModelEMA, EMAModel, EmaWrapper).
-EMA_CLASS = re.compile(r"AveragedModel|ExponentialMovingAverage|^ModelEma|EMA|^Ema[A-Z]|Ema(V\d)?$")
-UPDATE_METHODS = frozenset({"update", "update_parameters"})
+# ExponentialMovingAverage, and project classes named like them (ModelEMA, EMAModel, EmaWrapper,
+# ExponentialWeightAverager).
+EMA_CLASS = re.compile(r"AveragedModel|Averager$|ExponentialMovingAverage|^ModelEma|EMA|^Ema[A-Z]|Ema(V\d)?$")
+UPDATE_METHODS = frozenset({"update", "update_parameters", "step"})  # step: only on a known averager
+# `ema.step(...)`, `self.model.ema.update()`: an object named for its averaging, built elsewhere.
+EMA_NAME = re.compile(r"(^|\.)(ema|ema_model|model_ema)$")
 
 
 def ema_update(context: FileContext, site: CallSite) -> tuple[cst.CSTNode, Where] | None:
@@ -27,6 +30,8 @@ def ema_update(context: FileContext, site: CallSite) -> tuple[cst.CSTNode, Where
     for origin, place in averager_origins(context, func.value, where):
         if isinstance(origin, cst.Call) and EMA_CLASS.search(last_name(origin.func) or ""):
             return origin, place
+    if EMA_NAME.search(dotted_name(func.value) or ""):
+        return func.value, where
     function = site.function
     param = function.params.get(func.value.value) if function and isinstance(func.value, cst.Name) else None
     if param is not None and param.annotation is not None:
