@@ -39,6 +39,9 @@ EXPECTED: dict[str, list[tuple[str, str, int, bool]]] = {
     # the EMA reaches the library's training step as a parameter annotated `ExponentialMovingAverage`;
     # the step that updates it between eval() and train() is silent.
     "ema_parameter": [("lib/steps.py", "SF209", 11, False)],
+    # config.warmup_steps, which create_lr_scheduler() reads as a fraction when trainer.py hands it over,
+    # goes raw to AdamWScheduleFree(warmup_steps=...); config.sf_warmup_steps is never read as one.
+    "fraction_setting": [("modules/create.py", "SF112", 8, True)],
     # a save helper in another module; the helper that switches to eval itself is silent, and so is
     # utils.monitoring.log_lr(optimizer): a project function that leaves the mode alone.
     "helper_module": [("train.py", "SF203", 18, False)],

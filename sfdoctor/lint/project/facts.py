@@ -37,6 +37,7 @@ class Helper:
     handles_mode: bool = False  # it switches an optimizer's mode itself (train()/eval(), an eval_fn)
     modes: tuple[tuple[str, str], ...] = ()  # (parameter, the mode the function leaves it in)
     calls: tuple[str, ...] = ()  # absolute names of what it calls, for saves made further down
+    fractions: tuple[str, ...] = ()  # parameters it converts from a fraction of the run (`if w <= 1: w *= total`)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,19 @@ class Passed:
     position: int | None  # the argument's position, or None for a keyword argument
     keyword: str | None
     built: Built
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A warm-up setting handed to a function of another module:
+    `create_lr_scheduler(warmup_steps=self.config.learning_rate_warmup_steps)`."""
+
+    callee: str  # absolute name of the function called
+    position: int | None
+    keyword: str | None
+    attribute: str  # the setting's name: the argument's last attribute (`learning_rate_warmup_steps`)
+    filename: str
+    row: int
 
 
 @dataclass(frozen=True)
@@ -67,3 +81,4 @@ class ModuleSummary:
     trains: bool = False  # it steps or switches a ScheduleFree optimizer: the helpers it imports matter
     uses: tuple[str, ...] = ()  # absolute names of the imported functions and classes it calls
     passes: tuple[Passed, ...] = ()  # optimizers it hands to functions it imports
+    warmups: tuple[Setting, ...] = ()  # warm-up settings it hands to functions it imports

@@ -44,6 +44,7 @@ def link(
     checked: set[str] = set()  # files whose findings count: the prefilter's, and files using another's exports
     stale: set[str] = set()  # linted with rules, then the view changed what they use
     callees: set[str] = set()  # modules summarised for the training modules that call them
+    fractions_seen: dict = {}  # the settings read as fractions that the rules have seen
     # with the prefilter off (a benchmark of the analysis itself) every file is linted once, on its own view
     for _ in range(MAX_ROUNDS if settings.prefilter else 1):
         results.update(zip((display for _, display, _ in batch), run(batch, replace(settings, project=view))))
@@ -65,6 +66,9 @@ def link(
         changed = handed | set(_importers(view, results, words, builders, trainers_only=False))
         checked |= changed
         # their findings may change: the rules run again at the end
+        if view.fraction_settings != fractions_seen:  # rare: a setting read as a fraction in another module
+            stale |= checked
+            fractions_seen = view.fraction_settings
         stale |= changed | set(_importers(view, results, words, helpers - builders, trainers_only=True))
         stale |= set(_importers(view, results, words, callees, trainers_only=True, every_function=True))
         callees = _packages_and_callees(view, results, paths) - changed

@@ -13,11 +13,12 @@ from dataclasses import replace
 
 import libcst as cst
 
+from ..analysis.fractions import fraction_parameters
 from ..analysis.index import CallSite, Function, dotted_name
 from ..analysis.modes import EVALUATION_NAME, OPTIMIZER_NAME, SAVE_METHODS, kinds, mode_setup
 from ..analysis.values import OptimizerSite, Where, last_name
 from ..rule import FileContext
-from .facts import Built, ClassFacts, Helper, ModuleSummary, Passed
+from .facts import Built, ClassFacts, Helper, ModuleSummary, Passed, Setting
 
 # A function named for saving the model (not `save_state`: a resume state is no checkpoint of the weights).
 SAVES_BY_NAME = re.compile(r"(^|_)save_(\w*_)?(model|checkpoint|ckpt|weights|pretrained)")
@@ -51,7 +52,28 @@ def summarise(context: FileContext, module: str) -> ModuleSummary:
     trains = bool(context.analysis(mode_setup).receivers)
     imported = [(site, name) for site in index.calls if (name := context.evaluator.imported_name(site.node))]
     uses = tuple(sorted({project_name(context, name) for _, name in imported}))
-    return ModuleSummary(context.filename, module, imports, built, helpers, classes, trains, uses, _passes(context, imported))
+    return ModuleSummary(
+        context.filename, module, imports, built, helpers, classes, trains, uses, _passes(context, imported),
+        _warmups(context, imported),
+    )
+
+
+def _warmups(context: FileContext, imported: list[tuple[CallSite, str]]) -> tuple[Setting, ...]:
+    """Warm-up settings (`config.learning_rate_warmup_steps`) this module hands to functions it imports:
+    the callee may read them as a fraction of the run, while an optimizer elsewhere takes them as steps."""
+    found = []
+    for site, name in imported:
+        positional = 0
+        for argument in site.node.args:
+            position = None if argument.keyword is not None or argument.star else positional
+            positional += position is not None
+            if argument.star or not isinstance(argument.value, cst.Attribute) or "warmup" not in argument.value.attr.value:
+                continue
+            keyword = argument.keyword.value if argument.keyword is not None else None
+            row = context.location(argument.value)[0].row
+            found.append(Setting(project_name(context, name), position, keyword, argument.value.attr.value,
+                                 context.filename, row))
+    return tuple(found)
 
 
 def _passes(context: FileContext, imported: list[tuple[CallSite, str]]) -> tuple[Passed, ...]:
@@ -190,6 +212,7 @@ def _helper(context: FileContext, function: Function, module: str) -> Helper:
         handles_mode,
         tuple(modes.items()),
         tuple(dict.fromkeys(calls)),
+        context.analysis(fraction_parameters).get(function, ()),
     )
 
 

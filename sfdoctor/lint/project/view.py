@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
-from .facts import Built, Helper, ModuleSummary, Passed
+from .facts import Built, Helper, ModuleSummary, Passed, Setting
 
 MAX_ALIAS_HOPS = 8  # re-exports followed through __init__.py files
 MAX_NAME_PARTS = 6
@@ -66,10 +67,30 @@ class ProjectView:
     def digest(self) -> str:
         """Changes whenever what a file may learn from the project changes (module names, summaries)."""
         summaries = sorted(
-            (d, s.module, s.imports, s.built, s.helpers, s.classes, s.passes) for d, s in self.summaries.items()
+            (d, s.module, s.imports, s.built, s.helpers, s.classes, s.passes, s.warmups)
+            for d, s in self.summaries.items()
         )
         # repr, not pickle: pickle's bytes depend on which equal objects happen to be shared
         return hashlib.sha256(repr((sorted(self.modules.items()), summaries, self.configured)).encode()).hexdigest()
+
+    @cached_property
+    def fraction_settings(self) -> dict[str, tuple[Setting, str]]:
+        """Warm-up settings that a project function reads as a fraction of the run, by name
+        (`learning_rate_warmup_steps`): the call that hands one over, and the function."""
+        found: dict[str, tuple[Setting, str]] = {}
+        for summary in self.summaries.values():
+            for setting in summary.warmups:
+                located = self.locate(summary.filename, setting.callee)
+                helper = located[0].helpers.get(located[1]) if located is not None else None
+                if helper is None:
+                    continue
+                parameter = setting.keyword if setting.keyword is not None else (
+                    helper.params[setting.position] if setting.position is not None and setting.position < len(helper.params)
+                    else None
+                )
+                if parameter in helper.fractions:
+                    found.setdefault(setting.attribute, (setting, f"{located[1]}() in {located[0].filename}"))
+        return found
 
     def passed_to(self, filename: str, function: str) -> list[Passed]:
         """The ScheduleFree optimizers other modules hand to `function` of `filename`."""

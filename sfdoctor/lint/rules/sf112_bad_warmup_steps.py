@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ...findings import RuleInfo
+from ...findings import Location, Related, RuleInfo
 from ..analysis.constructions import constructions, describe
-from ..analysis.index import descendants
+from ..analysis.fractions import fraction_conversions
 from ..analysis.modes import trainer_arguments
 from ..analysis.trainer import WARMUP_OPTIMS
-from ..analysis.values import Evaluator, Where, last_name
+from ..analysis.values import Evaluator, last_name
+from ..project.facts import Setting
 from ..rule import Rule
 
 
@@ -25,7 +26,7 @@ class BadWarmupSteps(Rule):
     )
 
     def check(self) -> None:
-        fractions = _fraction_conversions(self.context)
+        fractions = fraction_conversions(self.context)
         for construction in self.context.analysis(constructions):
             if construction.class_name.startswith("RAdamScheduleFree"):
                 warmup = self.context.evaluator.argument(construction.call, "warmup_steps", None)
@@ -62,7 +63,25 @@ class BadWarmupSteps(Rule):
                     related=(self.context.related("converted from a fraction here", conversion),),
                     notes=("pass the converted number of steps",),
                 )
+            elif (setting := self._fraction_setting(warmup)) is not None and not values.triggers(_steps)[1]:
+                handed, function = setting
+                self.report(
+                    warmup,
+                    f"warmup_steps={self.context.index.code(warmup)} is read as a fraction of the total steps by "
+                    f"{function}, but passed here as it is: when it is a fraction, the first step runs at "
+                    "lr/warmup_steps, larger than lr",
+                    possible=True,
+                    related=(Related(f"handed to {function.split('(')[0]}() here", handed.filename, Location(handed.row, 1)),),
+                    notes=("pass the converted number of steps",),
+                )
         self._check_trainer_arguments()
+
+    def _fraction_setting(self, warmup: cst.BaseExpression) -> tuple[Setting, str] | None:
+        """`config.learning_rate_warmup_steps`, which a function of another module reads as a fraction."""
+        project = self.context.evaluator.project
+        if project is None or not isinstance(warmup, cst.Attribute):
+            return None
+        return project.fraction_settings.get(warmup.attr.value)
 
     def _check_trainer_arguments(self) -> None:
         for arguments in self.context.analysis(trainer_arguments):
@@ -84,61 +103,3 @@ class BadWarmupSteps(Rule):
                 possible=not certain or not arguments.optim_known or len(optims) < len(arguments.optim),
                 notes=("give a number of steps, e.g. warmup_steps=int(0.05 * max_steps)",),
             )
-
-
-def _fraction_conversions(context) -> dict[str, cst.If]:
-    """Expressions the code treats as a fraction of the run (`if warmup <= 1: warmup *= total`), by
-    their text and the names they come from, mapped to that `if`; an expression the `if` converts
-    in place is left out (what follows it reads the converted value)."""
-    found: dict[str, cst.If] = {}
-    converted: set[str] = set()
-    index = context.index
-    for statement in index.parent_statement:
-        if not isinstance(statement, cst.If):
-            continue
-        compared = _compared_below_one(statement.test)
-        if compared is None:
-            continue
-        targets = _multiplied_targets(statement, index)
-        if not targets:
-            continue
-        text = index.code(compared)
-        converted |= targets
-        sources = {text}
-        if isinstance(compared, cst.Name):
-            origins, _ = context.evaluator.origins(compared, Where(statement, index.function_of(statement)))
-            sources |= {index.code(origin) for origin, _ in origins if origin is not compared}
-        for source in sources:
-            found.setdefault(source, statement)
-    return {text: node for text, node in found.items() if text not in converted}
-
-
-def _compared_below_one(test: cst.BaseExpression) -> cst.BaseExpression | None:
-    """X in `X <= 1`, `X < 1`, `1 > X`, `0 < X < 1`."""
-    if not isinstance(test, cst.Comparison):
-        return None
-    operands = [test.left, *(c.comparator for c in test.comparisons)]
-    for position, target in enumerate(test.comparisons):
-        left, right = operands[position], operands[position + 1]
-        if isinstance(target.operator, (cst.LessThan, cst.LessThanEqual)) and _is_one(right):
-            return left
-        if isinstance(target.operator, (cst.GreaterThan, cst.GreaterThanEqual)) and _is_one(left):
-            return right
-    return None
-
-
-def _is_one(node: cst.BaseExpression) -> bool:
-    return isinstance(node, (cst.Integer, cst.Float)) and float(node.value) == 1
-
-
-def _multiplied_targets(statement: cst.If, index) -> set[str]:
-    """What the `if` body assigns a product to (`warmup *= total`, `steps = int(warmup * total)`)."""
-    targets = set()
-    for node in descendants(statement.body):
-        if isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.MultiplyAssign):
-            targets.add(index.code(node.target))
-        elif isinstance(node, cst.Assign) and any(
-            isinstance(n, cst.BinaryOperation) and isinstance(n.operator, cst.Multiply) for n in descendants(node.value)
-        ):
-            targets |= {index.code(t.target) for t in node.targets}
-    return targets
