@@ -21,8 +21,9 @@ from .project.view import ProjectView
 
 # Every finding needs a ScheduleFree optimizer or a `schedule_free_*` Trainer option in the file.
 PREFILTER = re.compile(rb"schedule_?free", re.IGNORECASE)
-# Below this many files, starting worker processes costs more than it saves.
+# Below this many files, and this much code, starting worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 16
+PARALLEL_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -104,14 +105,30 @@ def _lint_in_worker(job: Job) -> FileResult:
 
 
 def _lint_round(jobs_list: list[Job], settings: Settings, jobs: int) -> list[FileResult]:
-    """Lint (path, display name, why) jobs, in worker processes when there are enough of them."""
-    if jobs > 1 and len(jobs_list) >= PARALLEL_THRESHOLD:
+    """Lint (path, display name, why) jobs, in worker processes when there is enough work for them."""
+    from . import checker  # noqa: F401 - loaded here, before the workers fork: each would load libcst again
+
+    sizes = [_size(path) for path, _, _ in jobs_list]
+    if jobs > 1 and len(jobs_list) > 1 and (len(jobs_list) >= PARALLEL_THRESHOLD or sum(sizes) >= PARALLEL_BYTES):
+        # the largest files first, so that the workers finish together
+        order = sorted(range(len(jobs_list)), key=lambda i: -sizes[i])
         # fork is cheap and keeps the imported rules; elsewhere use the platform default
         context = multiprocessing.get_context("fork") if sys.platform == "linux" else None
         with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(settings,)) as pool:
             chunks = max(1, min(64, len(jobs_list) // (jobs * 8)))
-            return list(pool.map(_lint_in_worker, jobs_list, chunksize=chunks))
+            done = pool.map(_lint_in_worker, [jobs_list[i] for i in order], chunksize=chunks)
+            results: list[FileResult] = [FileResult()] * len(jobs_list)
+            for position, result in zip(order, done):
+                results[position] = result
+            return results
     return [_lint_path(path, display, settings, why) for path, display, why in jobs_list]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # the lint reports it
 
 
 def _cached_round(
