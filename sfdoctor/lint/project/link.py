@@ -169,8 +169,7 @@ def _importers(
             continue
         if trainers_only or result.analysed:
             continue  # parsed and failed (SF000), or a module that does not train: nothing to add
-        imported, mentioned = words(display)
-        if imported & stems and mentioned & names:
+        if words.imports(display, stems, names):
             found.append(display)
     return found
 
@@ -180,22 +179,24 @@ WORD = re.compile(r"\w+")
 
 
 class SourceWords:
-    """The words of the files no summary describes, read once per run (each round asks again): the
-    words of their import lines, and all of their words."""
+    """The words of the import lines of the files no summary describes, read once per run (each round
+    asks again); a file's other words are read only for a file whose imports match."""
 
     def __init__(self, paths: dict[str, Path]) -> None:
         self.paths = paths
-        self.found: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        self.imported: dict[str, frozenset[str]] = {}
 
-    def __call__(self, display: str) -> tuple[frozenset[str], frozenset[str]]:
-        if display not in self.found:
-            try:
-                text = (read_source(self.paths[display]) or b"").decode("utf-8", errors="replace")
-            except (OSError, NotLintable):  # a FIFO would block
-                text = ""
-            imports = " ".join(IMPORT_LINE.findall(text))
-            self.found[display] = frozenset(WORD.findall(imports)), frozenset(WORD.findall(text))
-        return self.found[display]
+    def _text(self, display: str) -> str:
+        try:
+            return (read_source(self.paths[display]) or b"").decode("utf-8", errors="replace")
+        except (OSError, NotLintable):  # a FIFO would block
+            return ""
+
+    def imports(self, display: str, modules: set[str], names: set[str]) -> bool:
+        """An import line names one of `modules`, and a word of the file one of `names`."""
+        if display not in self.imported:
+            self.imported[display] = frozenset(WORD.findall(" ".join(IMPORT_LINE.findall(self._text(display)))))
+        return bool(self.imported[display] & modules) and not names.isdisjoint(WORD.findall(self._text(display)))
 
 
 def _calls_export(view: ProjectView, importer: str, used: str, modules: set[str], names: set[str]) -> bool:
