@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,18 @@ def test_a_second_run_takes_unchanged_files_from_the_cache(tmp_path: Path, monke
     linted.clear()
     CliRunner().invoke(cli, ["lint", "--no-cache", "--output-format", "json", "."])
     assert "fine_tune.py" in linted
+
+
+def test_a_run_answered_by_the_cache_loads_neither_libcst_nor_the_rules(tmp_path: Path) -> None:
+    """The editor and pre-commit loop: a warm run pays for reading and hashing, not for the parser."""
+    project = tmp_path / "project"
+    shutil.copytree(PROJECTS / "factory_tuple", project, ignore=shutil.ignore_patterns(".sfdoctor_cache"))
+    probe = (
+        "import sys\nfrom sfdoctor.cli import cli\n"
+        "try:\n    cli.main(['lint', '--quiet', '.'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('libcst', 'sfdoctor.lint.checker') if m in sys.modules))\n"
+    )
+    runs = [subprocess.run([sys.executable, "-c", probe], cwd=project, capture_output=True, text=True, check=True)
+            for _ in range(2)]
+    assert runs[0].stdout.splitlines()[-1] == "['libcst', 'sfdoctor.lint.checker']"  # cold: it parsed
+    assert runs[1].stdout.splitlines()[-1] == "[]"

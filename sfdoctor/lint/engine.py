@@ -106,6 +106,8 @@ def _lint_in_worker(job: Job) -> FileResult:
 
 def _lint_round(jobs_list: list[Job], settings: Settings, jobs: int) -> list[FileResult]:
     """Lint (path, display name, why) jobs, in worker processes when there is enough work for them."""
+    if not jobs_list:
+        return []  # all answered from the cache: libcst is never loaded
     from . import checker  # noqa: F401 - loaded here, before the workers fork: each would load libcst again
 
     sizes = [_size(path) for path, _, _ in jobs_list]
