@@ -168,6 +168,7 @@ class Supervisor:
             trace.events += new.events
             trace.step_sites += new.step_sites
             trace.schedulers, trace.tensor_lr, trace.steps = new.schedulers, new.tensor_lr, new.steps
+            trace.framework = new.framework  # accelerate.prepare() wraps an optimizer after it was sent
             for group in new.groups:
                 if group.index == len(trace.groups):
                     trace.groups.append(group)
