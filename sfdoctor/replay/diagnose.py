@@ -79,7 +79,7 @@ def _merge_groups(findings: list[Finding]) -> list[Finding]:
 def _finding(rule: RuleInfo, message: str, site: Site | None, trace: OptimizerTrace, group: int | None,
              step: int | None, result: ReplayResult, notes: tuple[str, ...] = ()) -> Finding:
     # A Trainer runs every line in trainer.train(): its findings point at what the user wrote to configure it.
-    site = trace.configured_at or site or trace.created_at or Site(str(result.script), 1)
+    site = trace.configured_at or site or trace.created_at or Site(str(result.script or result.target), 1)
     related = ()
     if trace.created_at is not None and trace.created_at != site:
         related = (Related(f"{trace.cls} constructed here", display_path(trace.created_at.filename),
@@ -322,7 +322,7 @@ def name_crash(result: ReplayResult) -> Crash | None:
 
 def _crash_finding(crash: Crash, result: ReplayResult) -> Finding:
     trace = crash.optimizer or (result.optimizers[0] if result.optimizers else None)
-    site = crash.site or Site(str(result.script), 1)
+    site = crash.site or Site(str(result.script or result.target), 1)
     if trace is None:
         return Finding(rule=crash.rule, message=f"the script crashed: {crash.description}",
                        filename=display_path(site.filename), location=Location(site.row, 1),
