@@ -20,8 +20,9 @@ FREEZE_FIX = "give the group a positive lr; to freeze parameters use requires_gr
 REMOVE_SCHEDULER = "remove the scheduler and its step() calls; for a warm-up pass warmup_steps=N to the optimizer"
 # Where a framework builds or steps the scheduler, the fix is in what the user gives the framework.
 FRAMEWORK_SCHEDULER_FIXES = {
-    "Trainer": 'pass lr_scheduler_type="constant" to TrainingArguments; for a warm-up give warmup_steps as an integer '
-               "number of steps (Trainer hands it to the optimizer, whose own warm-up it becomes)",
+    "Trainer": 'pass lr_scheduler_type="constant" to TrainingArguments (and no scheduler in Trainer(optimizers=...)); '
+               "for a warm-up give warmup_steps as an integer number of steps (Trainer hands it to the optimizer, "
+               "whose own warm-up it becomes)",
     "Lightning": "return the optimizer alone from configure_optimizers (no lr_scheduler); for a warm-up pass "
                  "warmup_steps=N to the optimizer",
     "accelerate": "remove the scheduler (from accelerator.prepare(...) too) and its step() calls; for a warm-up pass "
@@ -171,7 +172,7 @@ def _change_findings(result: ReplayResult, trace: OptimizerTrace, group: GroupTr
         first = grouped[0]
         label = "lr" if key == "lr" else "beta1 / momentum"
         site = first.writer.site if first.writer else trace.step_sites[first.step - 1]
-        if first.writer and trace.framework == "Lightning":  # Lightning steps it: the user wrote its constructor
+        if first.writer and trace.framework in ("Lightning", "Trainer"):  # they step it: the user wrote its constructor
             site = first.writer.scheduler_created_at
         findings.append(_finding(
             rule, f"group {group.index} {label} changed between steps {_times(len(grouped))} by {who}: "

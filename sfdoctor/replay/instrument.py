@@ -336,8 +336,9 @@ class Instrumentation:
         site = user_site()
         trace.step_sites.append(site)
         if train_mode is False:
-            eval_site, function, after_step = self._last_eval.get(trace.index, (None, "", 0))
-            trace.events.append(Event("SF506", step, site, f"in {function}() after step {after_step}", eval_site))
+            eval_site, function, after = self._last_eval.get(trace.index, (None, "", 0))
+            when = f"after step {after}" if after else "before the first step"
+            trace.events.append(Event("SF506", step, site, f"in {function}() {when}", eval_site))
         pending = []
         for group, group_trace, beta in zip(groups, trace.groups, betas):
             self._note_change(group_trace, group, step, "lr", group["lr"], group_trace.last_lr)
@@ -462,11 +463,11 @@ class Instrumentation:
     def _eval(self, original: Callable) -> Callable:
         def eval(optimizer: Any) -> Any:
             trace = self._owner(optimizer)
-            if trace is not None:
-                frame = user_frame()
-                self._last_eval[trace.index] = (user_site(frame), frame.f_code.co_name if frame else "", trace.steps)
             in_train = getattr(optimizer, "train_mode", None) if trace and trace.is_wrapper else (
                 optimizer.param_groups[0].get("train_mode") if trace else None)
+            if in_train:  # this eval() is the one that leaves it in eval mode, until a train()
+                frame = user_frame()
+                self._last_eval[trace.index] = (user_site(frame), frame.f_code.co_name if frame else "", trace.steps)
             params = [p for g in optimizer.param_groups for p in g["params"] if "z" in optimizer.state.get(p, {})]
             if not in_train or not params:
                 return original(optimizer)
@@ -503,6 +504,7 @@ class _ImportWatcher(importlib.abc.MetaPathFinder):
         spec = importlib.machinery.PathFinder.find_spec(name, path, target) if patch else None
         if spec is None or spec.loader is None:
             return None
+        del self.patches[name]  # once: a second import of the module (a reload) is not patched again
         load = spec.loader.exec_module
 
         def exec_module(module: ModuleType) -> None:
