@@ -234,3 +234,27 @@ def test_crash_traceback_keeps_the_users_frames(monkeypatch) -> None:
     assert re.fullmatch(r"\.\.\. \d+ library frames", frames[1])
     assert frames[2] == "fixtures/replay/frameworks/lightning_crash.py:17 in training_step"
     assert len(frames) == 6 and frames[-1].endswith(" in forward") and "torch/nn/modules/linear.py:" in frames[-1]
+
+
+def test_step_in_eval_mode_names_the_eval_call_of_a_plain_loop(tmp_path: Path) -> None:
+    script = tmp_path / "validate_then_train.py"
+    script.write_text(
+        "import torch, schedulefree\n"
+        "model = torch.nn.Linear(3, 1)\n"
+        "optimizer = schedulefree.SGDScheduleFree(model.parameters(), lr=0.1)\n"
+        "def validate():\n"
+        "    optimizer.eval()\n"
+        "optimizer.train()\n"
+        "for step in range(1, 10):\n"
+        "    model(torch.randn(4, 3)).sum().backward()\n"
+        "    optimizer.step()\n"
+        "    if step == 3:\n"
+        "        validate()\n"
+    )
+    result = invoke(str(script), "--steps", "6", "--output-format", "json")
+    assert result.exit_code == 1
+    (finding,) = json.loads(result.stdout)["findings"]
+    assert (finding["code"], finding["step"], finding["location"]["row"]) == ("SF506", 4, 5)
+    assert f"optimizer.eval() at {script}:5 in validate() after step 3 left it there" in finding["message"]
+    assert finding["related"][0]["location"]["row"] == 9
+    assert finding["notes"] == ["call optimizer.train() when evaluation ends"]

@@ -61,9 +61,7 @@ def _merge_groups(findings: list[Finding]) -> list[Finding]:
     """One finding for the groups that got the same one (HF Trainer always makes two groups): "groups 0 and 1"."""
     merged: dict[tuple, list[Finding]] = {}
     for finding in findings:
-        label = f"group {finding.group}"
-        text = finding.message.replace(label, "", 1) if finding.group is not None and label in finding.message \
-            else finding.message
+        text = finding.message.replace(f"group {finding.group}", "", 1)
         key = (finding.code, finding.optimizer, finding.step, finding.filename, finding.location, text, finding.notes)
         merged.setdefault(key, []).append(finding)
     result = []

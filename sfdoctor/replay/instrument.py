@@ -88,7 +88,7 @@ class Instrumentation:
         self._patches: list[tuple[type, str, Any]] = []
         self._handles: list[Any] = []
         self._config_sites: dict[int, Site | None] = {}  # id() of a TrainingArguments or Trainer -> user's line
-        self._last_eval: dict[int, tuple[Site | None, str, int]] = {}  # optimizer index -> (site, function, step)
+        self._last_eval: dict[int, tuple[Site | None, str, int]] = {}  # optimizer index -> (site, "in f()", step)
         self._import_watcher = _ImportWatcher({
             "transformers.training_args": lambda module: self._patch(
                 module.TrainingArguments, "__post_init__", self._training_arguments_init),
@@ -183,7 +183,7 @@ class Instrumentation:
             if is_schedulefree_group(optimizer.defaults):
                 trace = self._register(optimizer, is_wrapper=False, created_at=user_site())
                 trace.framework = framework_on_stack()
-                trace.configured_at = self._configured_at()
+                trace.configured_at = self._configured_at() if trace.framework == "Trainer" else None
         return __init__
 
     def _configured_at(self) -> Site | None:
@@ -336,9 +336,9 @@ class Instrumentation:
         site = user_site()
         trace.step_sites.append(site)
         if train_mode is False:
-            eval_site, function, after = self._last_eval.get(trace.index, (None, "", 0))
+            eval_site, where, after = self._last_eval.get(trace.index, (None, "", 0))
             when = f"after step {after}" if after else "before the first step"
-            trace.events.append(Event("SF506", step, site, f"in {function}() {when}", eval_site))
+            trace.events.append(Event("SF506", step, site, f"{where}{when}", eval_site))
         pending = []
         for group, group_trace, beta in zip(groups, trace.groups, betas):
             self._note_change(group_trace, group, step, "lr", group["lr"], group_trace.last_lr)
@@ -467,7 +467,9 @@ class Instrumentation:
                 optimizer.param_groups[0].get("train_mode") if trace else None)
             if in_train:  # this eval() is the one that leaves it in eval mode, until a train()
                 frame = user_frame()
-                self._last_eval[trace.index] = (user_site(frame), frame.f_code.co_name if frame else "", trace.steps)
+                function = frame.f_code.co_name if frame else "<module>"
+                where = f"in {function}() " if function != "<module>" else ""
+                self._last_eval[trace.index] = (user_site(frame), where, trace.steps)
             params = [p for g in optimizer.param_groups for p in g["params"] if "z" in optimizer.state.get(p, {})]
             if not in_train or not params:
                 return original(optimizer)
