@@ -5,6 +5,7 @@ from __future__ import annotations
 import linecache
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass, replace
 from itertools import groupby
 
@@ -191,8 +192,8 @@ def lr_cause(trace: OptimizerTrace, group: GroupTrace, step: int) -> tuple[str, 
         return (f"{_writer_text(change)} set lr from {change.before} to {change.after} before step {change.step}",
                 trace.step_sites[change.step - 1])
     text = f"{writer.describe()} set lr from {change.before} to {change.after}"
-    optimizer, scheduler = writer.scheduler
-    if optimizer == trace.index and trace.schedulers[scheduler].steps == 0:
+    _, scheduler = writer.scheduler  # a scheduler of this optimizer: it wrote this optimizer's group
+    if trace.schedulers[scheduler].steps == 0:
         text += " and was never stepped"
     return text, writer.site
 
@@ -212,6 +213,8 @@ def _upstream_effect(trace: OptimizerTrace, result: ReplayResult) -> str:
         return f"which raises ZeroDivisionError in {trace.cls} (no version guards it)"
     if trace.tensor_lr:
         return "which with a tensor lr writes NaN into every parameter of the group"
+    if trace.look_alike:
+        return f"which {trace.cls} turns into ckp1 = 0, so these steps do not learn"
     version = result.versions.get("schedulefree")
     if version in UNGUARDED_RELEASES:
         return f"which raises ZeroDivisionError in schedulefree {version}"
@@ -240,11 +243,19 @@ def _finite(value: float | None) -> bool:
 def _event_findings(trace: OptimizerTrace, so_far: list[Finding]) -> list[Finding]:
     findings = []
     never_moved = {f.group for f in so_far if f.code == "SF503" and f.optimizer == trace.index}
+    # Steps in eval mode with one cause are one finding (look-alikes step on silently: one per step otherwise).
+    eval_mode_steps = Counter(event.cause for event in trace.events if event.code == "SF506")
+    reported_causes = set()
     for event in trace.events:
         site, related = event.site, ()
         if event.code == "SF506":
-            message = (f"step {event.step} of {trace.cls} was called while the optimizer was in eval mode "
-                       f"({_eval_mode_cause(event)})")
+            if event.cause in reported_causes:
+                continue
+            reported_causes.add(event.cause)
+            count = eval_mode_steps[event.cause]
+            steps = f"step {event.step} of {trace.cls} was" if count == 1 else \
+                f"{count} steps of {trace.cls}, the first at step {event.step}, were"
+            message = f"{steps} called while the optimizer was in eval mode ({_eval_mode_cause(event)})"
             notes = ("call optimizer.train() before training (next to model.train()), and after load_state_dict",)
             if event.cause is not None:  # point at the eval() that left it there
                 notes = ("call optimizer.train() when evaluation ends"

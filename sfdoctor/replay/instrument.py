@@ -82,7 +82,9 @@ class Instrumentation:
         self._schedulers: dict[int, tuple[OptimizerTrace, SchedulerTrace]] = {}  # by id() of the scheduler
         # The last scheduler that changed lr / beta1 of a group, and the value it left: (id(group), key) -> both.
         self._writers: dict[tuple[int, str], tuple[Writer, Any]] = {}
-        self._pending: dict[int, list[_PendingGroup]] = {}
+        self._pending: dict[int, list[_PendingGroup]] = {}  # by id() of the trace
+        # Optimizers with a weight_sum entry but not schedulefree's keys, until their first step shows a z buffer.
+        self._look_alikes: dict[int, OptimizerTrace] = {}
         self._snapshots: dict[int, torch.Tensor] = {}
         self._last_loss: torch.Tensor | None = None
         self._patches: list[tuple[type, str, Any]] = []
@@ -146,13 +148,33 @@ class Instrumentation:
     # -- registering optimizers and schedulers ------------------------------------------------
 
     def _register(self, optimizer: Any, is_wrapper: bool, created_at: Any) -> OptimizerTrace:
-        trace = OptimizerTrace(len(self.optimizers), type(optimizer).__name__, created_at, is_wrapper, id(optimizer))
-        self.optimizers.append(trace)
-        self._traces[id(optimizer)] = trace
+        trace = self._new_trace(optimizer, is_wrapper, created_at)
+        self._adopt(optimizer, trace)
+        return trace
+
+    def _new_trace(self, optimizer: Any, is_wrapper: bool, created_at: Any) -> OptimizerTrace:
+        trace = OptimizerTrace(-1, type(optimizer).__name__, created_at, is_wrapper, id(optimizer))
         self._objects.append(optimizer)
         self._track_groups(trace, optimizer.param_groups)
+        return trace
+
+    def _adopt(self, optimizer: Any, trace: OptimizerTrace) -> None:
+        """From now on the trace is reported (the parent knows optimizers by their index)."""
+        trace.index = len(self.optimizers)
+        self.optimizers.append(trace)
+        self._traces[id(optimizer)] = trace
         if hasattr(type(optimizer), "eval"):
             self._patch_eval(type(optimizer))
+
+    def _confirm_look_alike(self, optimizer: Any) -> OptimizerTrace | None:
+        """After its first step: an optimizer with a weight_sum entry is a ScheduleFree look-alike if it keeps a
+        `z` buffer (pytorch_optimizer's classes create it in step()). Its first step was recorded meanwhile."""
+        trace = self._look_alikes.pop(id(optimizer))
+        if not any("z" in optimizer.state.get(p, {}) for group in optimizer.param_groups for p in group["params"]):
+            self._abort_step(trace)  # not ScheduleFree: leave it as it was, and never look again
+            return None
+        trace.look_alike = True
+        self._adopt(optimizer, trace)
         return trace
 
     def _track_groups(self, trace: OptimizerTrace, groups: list[dict]) -> None:
@@ -170,7 +192,8 @@ class Instrumentation:
     def _owner(self, optimizer: Any) -> OptimizerTrace | None:
         """The trace of `optimizer`, or of the one a framework wrapper holds (its schedulers and eval() count)."""
         for _ in range(4):  # a wrapper of a wrapper at most, in practice
-            trace = self._traces.get(id(optimizer)) or self._wrapped_bases.get(id(optimizer))
+            trace = (self._traces.get(id(optimizer)) or self._wrapped_bases.get(id(optimizer))
+                     or self._look_alikes.get(id(optimizer)))
             if trace is not None:
                 return trace
             optimizer = next((vars(optimizer)[name] for name in WRAPPED_OPTIMIZER_ATTRIBUTES
@@ -180,6 +203,8 @@ class Instrumentation:
     def _optimizer_init(self, original: Callable) -> Callable:
         def __init__(optimizer: Optimizer, *args: Any, **kwargs: Any) -> None:
             original(optimizer, *args, **kwargs)
+            if "weight_sum" in optimizer.defaults and not is_schedulefree_group(optimizer.defaults):
+                self._look_alikes[id(optimizer)] = self._new_trace(optimizer, is_wrapper=False, created_at=user_site())
             if is_schedulefree_group(optimizer.defaults):
                 trace = self._register(optimizer, is_wrapper=False, created_at=user_site())
                 trace.framework = framework_on_stack()
@@ -289,7 +314,7 @@ class Instrumentation:
     def _pre_step_hook(self, optimizer: Optimizer, args: tuple, kwargs: dict) -> tuple | None:
         if id(optimizer) in self._wrapped_bases:
             return None  # the wrapper's own step() records it
-        trace = self._traces.get(id(optimizer))
+        trace = self._traces.get(id(optimizer)) or self._look_alikes.get(id(optimizer))
         if trace is None:
             if not any(is_schedulefree_group(group) for group in optimizer.param_groups):
                 return None
@@ -304,7 +329,9 @@ class Instrumentation:
 
     def _post_step_hook(self, optimizer: Optimizer, args: tuple, kwargs: dict) -> None:
         trace = self._traces.get(id(optimizer))
-        if trace is not None and trace.index in self._pending:
+        if trace is None and id(optimizer) in self._look_alikes:
+            trace = self._confirm_look_alike(optimizer)
+        if trace is not None and id(trace) in self._pending:
             self._finish_step(trace)
 
     def _wrapper_step(self, original: Callable) -> Callable:
@@ -356,7 +383,7 @@ class Instrumentation:
                 self._snapshot([sample(p) for p in params]),
                 torch.stack(torch._foreach_norm([p.grad for p in params])) if params else None,
             ))
-        self._pending[trace.index] = pending
+        self._pending[id(trace)] = pending
 
     def _note_change(self, trace: GroupTrace, group: dict, step: int, key: str, value: Any, last: Any) -> None:
         if not differs(last, value):
@@ -387,7 +414,7 @@ class Instrumentation:
 
     @torch.no_grad()
     def _finish_step(self, trace: OptimizerTrace) -> None:
-        for pending in self._pending.pop(trace.index):
+        for pending in self._pending.pop(id(trace)):
             group, record = pending.group, pending.record
             weight_sum = group.get("weight_sum", 0.0)
             weight = weight_sum - pending.weight_sum_before
@@ -436,7 +463,7 @@ class Instrumentation:
 
     def _abort_step(self, trace: OptimizerTrace) -> None:
         """A step raised: undo its lift so the optimizer is left as upstream would leave it."""
-        for pending in self._pending.pop(trace.index, []):
+        for pending in self._pending.pop(id(trace), []):
             pending.group["weight_sum"] = unlift_weight_sum(pending.group.get("weight_sum", 0.0), pending.lift)
 
     # -- closures, losses and eval() ----------------------------------------------------------

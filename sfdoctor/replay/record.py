@@ -99,6 +99,7 @@ class OptimizerTrace:
     steps: int = 0
     framework: str | None = None  # "Trainer", "Lightning" or "accelerate" when one builds, wraps or loads it
     configured_at: Site | None = None  # Trainer: the user's TrainingArguments(...) or Trainer(...) line
+    look_alike: bool = False  # another library's ScheduleFree class, known by its z buffer and weight_sum
 
     @property
     def name(self) -> str:
