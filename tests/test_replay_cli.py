@@ -258,3 +258,24 @@ def test_step_in_eval_mode_names_the_eval_call_of_a_plain_loop(tmp_path: Path) -
     assert f"optimizer.eval() at {script}:5 in validate() after step 3 left it there" in finding["message"]
     assert finding["related"][0]["location"]["row"] == 9
     assert finding["notes"] == ["call optimizer.train() when evaluation ends"]
+
+
+def test_module_crash_traceback_starts_in_the_module(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "crashpkg").mkdir()
+    (tmp_path / "crashpkg" / "__init__.py").write_text("")
+    (tmp_path / "crashpkg" / "__main__.py").write_text(
+        "import torch, schedulefree\n"
+        "model = torch.nn.Linear(3, 1)\n"
+        "optimizer = schedulefree.SGDScheduleFree(model.parameters(), lr=0.1)\n"
+        "optimizer.train()\n"
+        "model(torch.randn(4, 3)).sum().backward()\n"
+        "optimizer.step()\n"
+        "raise ValueError('config missing')\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    result = invoke("-m", "crashpkg", "--output-format", "json")
+    data = json.loads(result.stdout)
+    assert result.exit_code == 1 and data["steps_run"] == 1 and data["end"] == "crash"
+    assert data["script_error"]["frames"] == [
+        {"filename": str(tmp_path / "crashpkg" / "__main__.py"), "row": 7, "function": "<module>"}]
+    assert data["summary"].endswith("the script failed: ValueError: config missing.")

@@ -13,6 +13,9 @@ from .frames import traceback_frames
 from .instrument import ReplayStop
 from .record import OptimizerTrace, Outcome, ScriptError
 
+# The frames above the script's own: this module's and runpy's ("<frozen runpy>" where it is frozen).
+RUNNER_FILES = (__file__, runpy.run_module.__code__.co_filename)
+
 
 def run_script(path: Path, args: list[str], optimizers: Iterable[OptimizerTrace]) -> Outcome:
     """`optimizers` (the traces, filled while the script runs) name the optimizer whose method raised."""
@@ -49,7 +52,7 @@ def _run(run: Callable[[], object], optimizers: Iterable[OptimizerTrace]) -> Out
 
 def script_error(error: BaseException, optimizers: Iterable[OptimizerTrace]) -> ScriptError:
     tb = error.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename in (__file__, runpy.__file__):  # to the script's module
+    while tb is not None and tb.tb_frame.f_code.co_filename in RUNNER_FILES:  # to the script's module
         tb = tb.tb_next
     return ScriptError(
         type=type(error).__name__,
