@@ -34,7 +34,7 @@ LINT_KEYS: dict[str, type] = {
 }
 # [tool.sfdoctor.lint] takes the same keys (Ruff style) plus the factories; a key may be set in one place.
 LINT_TABLE_KEYS: dict[str, type] = {**LINT_KEYS, "optimizer-factories": list}
-REPLAY_KEYS: dict[str, type] = {"script": str, "args": list, "steps": int}
+REPLAY_KEYS: dict[str, type] = {"script": str, "module": str, "args": list, "steps": int}
 
 
 @dataclass(frozen=True)

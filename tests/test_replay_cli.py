@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -171,3 +173,109 @@ def test_lr_written_by_the_script_itself(tmp_path: Path) -> None:
     changed = found["SF504"]
     assert "changed between steps 3 times by code other than an LR scheduler" in changed["message"]
     assert changed["location"]["row"] == 10 and changed["step"] == 2  # the step() before which it was seen
+
+
+def run_sfdoctor(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The real command line in a fresh process: the script's own output (on our stderr) is captured too."""
+    return subprocess.run([sys.executable, "-m", "sfdoctor", "replay", *args], check=False, capture_output=True,
+                          text=True, cwd=cwd, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_module_runs_as_python_dash_m_and_gets_its_arguments() -> None:
+    process = run_sfdoctor("-m", "trainpkg.train", "--steps", "3", "--output-format", "json", "--",
+                           "--lr", "0.02", "--warmup-epochs", "1", "--step", "5", cwd=FIXTURES)
+    assert process.returncode == 1, process.stderr
+    data = json.loads(process.stdout)
+    assert data["module"] == "trainpkg.train" and data["script"] is None
+    assert data["args"] == ["--lr", "0.02", "--warmup-epochs", "1", "--step", "5"]
+    # a relative import, __spec__ and __name__ as python -m sets them; --step 5 reached the script
+    assert "trainpkg.train: __name__=__main__ __spec__.name=trainpkg.train lr=0.02 step=5" in process.stderr
+    scheduler_row = next(row for row, line in enumerate(
+        (FIXTURES / "trainpkg" / "train.py").read_text().splitlines(), start=1) if "LambdaLR(" in line)
+    assert [(f["code"], f["filename"], f["location"]["row"]) for f in data["findings"]] == [
+        ("SF501", "trainpkg/train.py", scheduler_row), ("SF503", "trainpkg/train.py", scheduler_row)]
+    notes = [line for line in process.stderr.splitlines() if line.startswith("sfdoctor replay: ")]
+    assert notes == [("sfdoctor replay: -m trainpkg.train receives the arguments --lr 0.02 --warmup-epochs 1 "
+                      "--step 5 (--step: the script's, not sfdoctor replay's; replay's own options go before --)")]
+
+
+def test_module_from_pyproject(tmp_path: Path) -> None:
+    shutil.copytree(FIXTURES / "trainpkg", tmp_path / "trainpkg")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.sfdoctor.replay]\nmodule = "trainpkg.train"\nargs = ["--lr", "0.03"]\nsteps = 2\n')
+    process = run_sfdoctor("--output-format", "json", cwd=tmp_path)
+    assert process.returncode == 0, process.stderr
+    data = json.loads(process.stdout)
+    assert (data["module"], data["args"], data["steps_run"], data["findings"]) == (
+        "trainpkg.train", ["--lr", "0.03"], 2, [])
+    assert "sfdoctor replay: " not in process.stderr  # --lr does not look like a replay option: no note
+
+
+def test_script_that_does_not_parse_is_a_one_line_error(tmp_path: Path) -> None:
+    script = tmp_path / "broken.py"
+    script.write_text("import torch\nbatch = (1,\nprint(batch)\n")
+    result = invoke(str(script), "--steps", "3")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == f"sfdoctor replay: error: {script}:2: SyntaxError: '(' was never closed\n"
+    result = invoke(str(script), "--output-format", "json")
+    data = json.loads(result.stdout)
+    assert result.exit_code == 2 and data["exit_status"] == 2 and data["steps_run"] == 0
+    assert data["summary"] == f"{script}:2: SyntaxError: '(' was never closed"
+    assert data["script_error"]["frames"] == [{"filename": str(script), "row": 2, "function": "<module>"}]
+
+
+def test_crash_traceback_keeps_the_users_frames(monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)
+    result = invoke("fixtures/replay/frameworks/lightning_crash.py", "--steps", "6")
+    assert result.exit_code == 1
+    lines = result.stdout.split("script error: RuntimeError: mat1 and mat2 shapes cannot be multiplied")[1]
+    frames = [line.strip() for line in lines.splitlines()[1:] if line.startswith("  ")]
+    assert frames[0] == "fixtures/replay/frameworks/lightning_crash.py:31 in <module>"
+    assert re.fullmatch(r"\.\.\. \d+ library frames", frames[1])
+    assert frames[2] == "fixtures/replay/frameworks/lightning_crash.py:17 in training_step"
+    assert len(frames) == 6 and frames[-1].endswith(" in forward") and "torch/nn/modules/linear.py:" in frames[-1]
+
+
+def test_step_in_eval_mode_names_the_eval_call_of_a_plain_loop(tmp_path: Path) -> None:
+    script = tmp_path / "validate_then_train.py"
+    script.write_text(
+        "import torch, schedulefree\n"
+        "model = torch.nn.Linear(3, 1)\n"
+        "optimizer = schedulefree.SGDScheduleFree(model.parameters(), lr=0.1)\n"
+        "def validate():\n"
+        "    optimizer.eval()\n"
+        "optimizer.train()\n"
+        "for step in range(1, 10):\n"
+        "    model(torch.randn(4, 3)).sum().backward()\n"
+        "    optimizer.step()\n"
+        "    if step == 3:\n"
+        "        validate()\n"
+    )
+    result = invoke(str(script), "--steps", "6", "--output-format", "json")
+    assert result.exit_code == 1
+    (finding,) = json.loads(result.stdout)["findings"]
+    assert (finding["code"], finding["step"], finding["location"]["row"]) == ("SF506", 4, 5)
+    assert f"optimizer.eval() at {script}:5 in validate() after step 3 left it there" in finding["message"]
+    assert finding["related"][0]["location"]["row"] == 9
+    assert finding["notes"] == ["call optimizer.train() when evaluation ends"]
+
+
+def test_module_crash_traceback_starts_in_the_module(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "crashpkg").mkdir()
+    (tmp_path / "crashpkg" / "__init__.py").write_text("")
+    (tmp_path / "crashpkg" / "__main__.py").write_text(
+        "import torch, schedulefree\n"
+        "model = torch.nn.Linear(3, 1)\n"
+        "optimizer = schedulefree.SGDScheduleFree(model.parameters(), lr=0.1)\n"
+        "optimizer.train()\n"
+        "model(torch.randn(4, 3)).sum().backward()\n"
+        "optimizer.step()\n"
+        "raise ValueError('config missing')\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    result = invoke("-m", "crashpkg", "--output-format", "json")
+    data = json.loads(result.stdout)
+    assert result.exit_code == 1 and data["steps_run"] == 1 and data["end"] == "crash"
+    assert data["script_error"]["frames"] == [
+        {"filename": str(tmp_path / "crashpkg" / "__main__.py"), "row": 7, "function": "<module>"}]
+    assert data["summary"].endswith("the script failed: ValueError: config missing.")

@@ -206,3 +206,30 @@ def test_radam_zero_lr_phase_is_not_a_finding_and_closure_loss_is_recorded() -> 
     assert data["optimizers"][1]["class"] == "SGDScheduleFreeClosure"
     # The replay stops at the pacer's (RAdam's) 10th step, before the 10th closure step.
     assert len(closure) == 9 and all(isinstance(s["loss"], float) for s in closure)
+
+
+def test_look_alike_optimizer_stepping_in_eval_mode() -> None:
+    pytest.importorskip("pytorch_optimizer")
+    status, data = run_replay("lookalike_eval.py", "--steps", "6")
+    assert status == 1
+    assert (data["optimizers"][0]["class"], data["optimizers"][0]["steps"]) == ("ScheduleFreeAdamW", 6)
+    assert [s["train_mode"] for s in trajectory(data)] == [True] * 3 + [False] * 3
+    (finding,) = data["findings"]  # one finding for the three steps in eval mode
+    assert (finding["code"], finding["step"]) == ("SF506", 4)
+    assert finding["location"]["row"] == line_of("lookalike_eval.py", "optimizer.eval()")
+    assert finding["message"].startswith("3 steps of ScheduleFreeAdamW, the first at step 4, were called while")
+    assert "in validate() after step 3 left it there" in finding["message"]
+    status, data = run_replay("lookalike_eval.py", "--steps", "6", script_args=("--train-after-validation",))
+    assert (status, data["findings"], data["optimizers"][0]["steps"]) == (0, [], 6)
+
+
+def test_look_alike_optimizer_with_a_warmup_scheduler() -> None:
+    pytest.importorskip("pytorch_optimizer")
+    status, data = run_replay("lookalike_warmup.py", "--steps", "4")
+    assert status == 1
+    assert codes(data) == [("SF501", 1, 0), ("SF503", 1, 0)]
+    zero = data["findings"][0]
+    assert zero["location"]["row"] == line_of("lookalike_warmup.py", "LambdaLR(")
+    assert "which ScheduleFreeSGD turns into ckp1 = 0, so these steps do not learn" in zero["message"]
+    assert zero["message"].endswith("set lr from 0.01 to 0.0 and was never stepped")
+    assert all(s["weight_sum"] == 0.0 and s["param_change_norm"] == 0.0 for s in trajectory(data))

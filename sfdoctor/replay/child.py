@@ -27,7 +27,7 @@ from .channel import Update, encode
 from .frames import is_sfdoctor_file, is_user_file
 from .instrument import Instrumentation, ReplayStop, note_moved
 from .record import GroupTrace, OptimizerTrace, Outcome, SchedulerTrace
-from .runner import run_script
+from .runner import run_module, run_script
 
 FLUSH_SECONDS = 1.0
 
@@ -43,7 +43,10 @@ def main(config_json: str) -> None:
     instrumentation.install()
     stream.start()  # the script starts now: so does --timeout's clock
     try:
-        outcome = run_script(Path(config["script"]), config["args"], instrumentation.optimizers)
+        if config.get("module"):
+            outcome = run_module(config["module"], config["args"], instrumentation.optimizers)
+        else:
+            outcome = run_script(Path(config["script"]), config["args"], instrumentation.optimizers)
     finally:
         instrumentation.uninstall()
     outcome.stop_reason = instrumentation.stop_reason or outcome.stop_reason

@@ -5,7 +5,8 @@ from __future__ import annotations
 import linecache
 import math
 import os
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from itertools import groupby
 
 from ..findings import Finding, Location, Related, RuleInfo
@@ -13,11 +14,21 @@ from ..lint.rules.sf113_zero_momentum import ZeroMomentum
 from ..lint.rules.sf405_wrapper_base_unsupported import WrapperBaseUnsupported
 from . import codes
 from .frames import Site, display_path, is_sfdoctor_file, is_user_file
-from .record import Change, GroupTrace, OptimizerTrace
+from .record import Change, Event, GroupTrace, OptimizerTrace
 from .session import UNGUARDED_RELEASES, ReplayResult
 
 FREEZE_FIX = "give the group a positive lr; to freeze parameters use requires_grad_(False) or leave them out"
 REMOVE_SCHEDULER = "remove the scheduler and its step() calls; for a warm-up pass warmup_steps=N to the optimizer"
+# Where a framework builds or steps the scheduler, the fix is in what the user gives the framework.
+FRAMEWORK_SCHEDULER_FIXES = {
+    "Trainer": 'pass lr_scheduler_type="constant" to TrainingArguments (and no scheduler in Trainer(optimizers=...)); '
+               "for a warm-up give warmup_steps as an integer number of steps (Trainer hands it to the optimizer, "
+               "whose own warm-up it becomes)",
+    "Lightning": "return the optimizer alone from configure_optimizers (no lr_scheduler); for a warm-up pass "
+                 "warmup_steps=N to the optimizer",
+    "accelerate": "remove the scheduler (from accelerator.prepare(...) too) and its step() calls; for a warm-up pass "
+                  "warmup_steps=N to the optimizer",
+}
 
 
 @dataclass(frozen=True)
@@ -43,12 +54,32 @@ def diagnose(result: ReplayResult) -> tuple[list[Finding], Crash | None]:
         for f in findings
     ):
         findings.append(_crash_finding(crash, result))
-    return sorted(findings, key=lambda f: (f.optimizer or 0, f.group or 0, f.step or 0, f.code)), crash
+    findings = _merge_groups(sorted(findings, key=lambda f: (f.optimizer or 0, f.group or 0, f.step or 0, f.code)))
+    return findings, crash
+
+
+def _merge_groups(findings: list[Finding]) -> list[Finding]:
+    """One finding for the groups that got the same one (HF Trainer always makes two groups): "groups 0 and 1"."""
+    merged: dict[tuple, list[Finding]] = {}
+    for finding in findings:
+        text = finding.message.replace(f"group {finding.group}", "", 1)
+        key = (finding.code, finding.optimizer, finding.step, finding.filename, finding.location, text, finding.notes)
+        merged.setdefault(key, []).append(finding)
+    result = []
+    for same in merged.values():
+        first = same[0]
+        if len(same) > 1:
+            groups = [str(finding.group) for finding in same]
+            label = f"groups {', '.join(groups[:-1])} and {groups[-1]}"
+            first = replace(first, message=first.message.replace(f"group {first.group}", label, 1))
+        result.append(first)
+    return result
 
 
 def _finding(rule: RuleInfo, message: str, site: Site | None, trace: OptimizerTrace, group: int | None,
              step: int | None, result: ReplayResult, notes: tuple[str, ...] = ()) -> Finding:
-    site = site or trace.created_at or Site(str(result.script), 1)
+    # A Trainer runs every line in trainer.train(): its findings point at what the user wrote to configure it.
+    site = trace.configured_at or site or trace.created_at or Site(str(result.script or result.target), 1)
     related = ()
     if trace.created_at is not None and trace.created_at != site:
         related = (Related(f"{trace.cls} constructed here", display_path(trace.created_at.filename),
@@ -79,7 +110,7 @@ def _group_findings(result: ReplayResult, trace: OptimizerTrace, group: GroupTra
             codes.SF501,
             f"{name} had weight_sum 0 on {_count(len(safe), len(steps))} (first at step {first}): weight/weight_sum "
             f"was 0/0, {_upstream_effect(trace, result)}; the replay divided safely and went on; {cause}",
-            site, trace, group.index, first, result, notes=_lr_fix(cause),
+            site, trace, group.index, first, result, notes=_lr_fix(trace, cause),
         ))
 
     # Sampled per-step changes can miss a change; the exact end-to-start comparison cannot.
@@ -90,7 +121,7 @@ def _group_findings(result: ReplayResult, trace: OptimizerTrace, group: GroupTra
         cause, site = lr_cause(trace, group, steps[-1]["step"])
         findings.append(_finding(
             codes.SF503, f"{name} never moved in {len(steps)} steps: {reason}; {cause}",
-            site, trace, group.index, steps[0]["step"], result, notes=_lr_fix(cause),
+            site, trace, group.index, steps[0]["step"], result, notes=_lr_fix(trace, cause),
         ))
 
     bad = next((s for s in steps if not (_finite(s["ckp1"]) and _finite(s["param_change_norm"]))), None)
@@ -122,7 +153,7 @@ def _group_findings(result: ReplayResult, trace: OptimizerTrace, group: GroupTra
             notes=("freeze with p.requires_grad_(False) or set p.grad = None; or leave the parameters out",),
         ))
 
-    findings += _change_findings(result, trace, group, "lr", codes.SF504, REMOVE_SCHEDULER)
+    findings += _change_findings(result, trace, group, "lr", codes.SF504, scheduler_fix(trace))
     findings += _change_findings(result, trace, group, "beta1", codes.SF505,
                                  "keep beta1 / momentum fixed: cycle_momentum=False on OneCycleLR / CyclicLR, "
                                  "no writes to group['betas'] or group['momentum']")
@@ -139,11 +170,13 @@ def _change_findings(result: ReplayResult, trace: OptimizerTrace, group: GroupTr
         grouped = list(grouped)
         first = grouped[0]
         label = "lr" if key == "lr" else "beta1 / momentum"
+        site = first.writer.site if first.writer else trace.step_sites[first.step - 1]
+        if first.writer and trace.framework in ("Lightning", "Trainer"):  # they step it: the user wrote its constructor
+            site = first.writer.scheduler_created_at
         findings.append(_finding(
             rule, f"group {group.index} {label} changed between steps {_times(len(grouped))} by {who}: "
             f"{first.before} -> {first.after} before step {first.step}",
-            first.writer.site if first.writer else trace.step_sites[first.step - 1],
-            trace, group.index, first.step, result, notes=(fix,),
+            site, trace, group.index, first.step, result, notes=(fix,),
         ))
     return findings
 
@@ -159,16 +192,20 @@ def lr_cause(trace: OptimizerTrace, group: GroupTrace, step: int) -> tuple[str, 
         return (f"{_writer_text(change)} set lr from {change.before} to {change.after} before step {change.step}",
                 trace.step_sites[change.step - 1])
     text = f"{writer.describe()} set lr from {change.before} to {change.after}"
-    optimizer, scheduler = writer.scheduler
-    if optimizer == trace.index and trace.schedulers[scheduler].steps == 0:
+    _, scheduler = writer.scheduler  # a scheduler of this optimizer: it wrote this optimizer's group
+    if trace.schedulers[scheduler].steps == 0:
         text += " and was never stepped"
     return text, writer.site
 
 
-def _lr_fix(cause: str) -> tuple[str, ...]:
+def _lr_fix(trace: OptimizerTrace, cause: str) -> tuple[str, ...]:
     if "constructed at" in cause and "was constructed with" not in cause:
-        return (REMOVE_SCHEDULER,)
+        return (scheduler_fix(trace),)
     return (FREEZE_FIX,)
+
+
+def scheduler_fix(trace: OptimizerTrace) -> str:
+    return FRAMEWORK_SCHEDULER_FIXES.get(trace.framework, REMOVE_SCHEDULER)
 
 
 def _upstream_effect(trace: OptimizerTrace, result: ReplayResult) -> str:
@@ -176,6 +213,8 @@ def _upstream_effect(trace: OptimizerTrace, result: ReplayResult) -> str:
         return f"which raises ZeroDivisionError in {trace.cls} (no version guards it)"
     if trace.tensor_lr:
         return "which with a tensor lr writes NaN into every parameter of the group"
+    if trace.look_alike:
+        return f"which {trace.cls} turns into ckp1 = 0, so these steps do not learn"
     version = result.versions.get("schedulefree")
     if version in UNGUARDED_RELEASES:
         return f"which raises ZeroDivisionError in schedulefree {version}"
@@ -204,11 +243,27 @@ def _finite(value: float | None) -> bool:
 def _event_findings(trace: OptimizerTrace, so_far: list[Finding]) -> list[Finding]:
     findings = []
     never_moved = {f.group for f in so_far if f.code == "SF503" and f.optimizer == trace.index}
+    # Steps in eval mode with one cause are one finding (look-alikes step on silently: one per step otherwise).
+    eval_mode_steps = Counter(event.cause for event in trace.events if event.code == "SF506")
+    reported_causes = set()
     for event in trace.events:
+        site, related = event.site, ()
         if event.code == "SF506":
-            message = (f"step {event.step} of {trace.cls} was called while the optimizer was in eval mode "
-                       "(since schedulefree 1.3 optimizers start in eval mode)")
+            if event.cause in reported_causes:
+                continue
+            reported_causes.add(event.cause)
+            count = eval_mode_steps[event.cause]
+            steps = f"step {event.step} of {trace.cls} was" if count == 1 else \
+                f"{count} steps of {trace.cls}, the first at step {event.step}, were"
+            message = f"{steps} called while the optimizer was in eval mode ({_eval_mode_cause(event)})"
             notes = ("call optimizer.train() before training (next to model.train()), and after load_state_dict",)
+            if event.cause is not None:  # point at the eval() that left it there
+                notes = ("call optimizer.train() when evaluation ends"
+                         + (" (Lightning: in on_validation_epoch_end, or on_train_batch_start)"
+                            if trace.framework == "Lightning" else ""),)
+                site = event.cause
+                related = (Related(f"step {event.step} called here", display_path(event.site.filename),
+                                   Location(event.site.row, 1)),) if event.site else ()
             rule = codes.SF506
         elif len(never_moved) < len(trace.groups):  # SF507: eval() of an optimizer that never moved says nothing
             message = (f"{trace.cls}.eval() after step {event.step} left its {event.detail} unchanged although "
@@ -218,12 +273,18 @@ def _event_findings(trace: OptimizerTrace, so_far: list[Finding]) -> list[Findin
         else:
             continue
         findings.append(Finding(
-            rule=rule, message=message, filename=display_path(event.site.filename) if event.site else "",
-            location=Location(event.site.row if event.site else 1, 1),
-            end_location=Location(event.site.row if event.site else 1, 1), step=event.step,
-            optimizer=trace.index, notes=notes,
+            rule=rule, message=message, filename=display_path(site.filename) if site else "",
+            location=Location(site.row if site else 1, 1), end_location=Location(site.row if site else 1, 1),
+            related=related, step=event.step, optimizer=trace.index, notes=notes,
         ))
     return findings
+
+
+def _eval_mode_cause(event: Event | None) -> str:
+    """Why the optimizer was in eval mode at an SF506 step: the eval() call that left it there, if there was one."""
+    if event is None or event.cause is None:
+        return "train() was never called; since schedulefree 1.3 optimizers start in eval mode"
+    return f"optimizer.eval() at {event.cause} {event.detail} left it there and no train() followed"
 
 
 def name_crash(result: ReplayResult) -> Crash | None:
@@ -258,8 +319,8 @@ def name_crash(result: ReplayResult) -> Crash | None:
         return Crash(f"ZeroDivisionError in optimizer.{raising[2]}(): it divides by beta1 / momentum, which is 0",
                      ZeroMomentum.info, optimizer, site)
     if "not in train mode" in error.message:
-        return Crash("step() was called in eval mode: the optimizer's train() was never called",
-                     codes.SF506, optimizer, site)
+        event = next((e for e in reversed(optimizer.events) if e.code == "SF506"), None) if optimizer else None
+        return Crash(f"step() was called in eval mode: {_eval_mode_cause(event)}", codes.SF506, optimizer, site)
     if error.is_a("KeyError") and any(os.path.basename(f).startswith("wrap_schedulefree") for f, _, _ in frames):
         return Crash(f"KeyError {error.message} in the base optimizer of ScheduleFreeWrapper: it shares its state "
                      "dict and this base optimizer creates its state lazily", WrapperBaseUnsupported.info,
@@ -271,7 +332,7 @@ def name_crash(result: ReplayResult) -> Crash | None:
 
 def _crash_finding(crash: Crash, result: ReplayResult) -> Finding:
     trace = crash.optimizer or (result.optimizers[0] if result.optimizers else None)
-    site = crash.site or Site(str(result.script), 1)
+    site = crash.site or Site(str(result.script or result.target), 1)
     if trace is None:
         return Finding(rule=crash.rule, message=f"the script crashed: {crash.description}",
                        filename=display_path(site.filename), location=Location(site.row, 1),

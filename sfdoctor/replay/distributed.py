@@ -205,7 +205,7 @@ class Ranks:
 
     def print_report(self, console: Console) -> None:
         first = self.replays[0].result
-        console.print(f"[bold]sfdoctor replay[/] {escape(display_path(str(first.script)))} on "
+        console.print(f"[bold]sfdoctor replay[/] {escape(first.target)} on "
                       f"{plural(self.world_size, 'rank')} [dim]({max(r.result.seconds for r in self.replays):.1f}s; "
                       f"torch {first.versions['torch']}, schedulefree {first.versions['schedulefree']})[/]")
         for r in self.replays:
@@ -359,7 +359,7 @@ def send(launch: Launch, result: ReplayResult) -> bool:
 # -- the two ways to run ranks -----------------------------------------------------------------------
 
 
-def replay_rank(launch: Launch, script: Path, args: list[str], steps: int, device: str,
+def replay_rank(launch: Launch, script: Path | None, module: str | None, args: list[str], steps: int, device: str,
                 timeout: float | None) -> Ranks | ReplayResult | None:
     """This rank's replay under a launcher. The collector returns every rank's; another rank returns None once
     its recording was handed over, or its own result when the collector cannot be reached."""
@@ -370,7 +370,7 @@ def replay_rank(launch: Launch, script: Path, args: list[str], steps: int, devic
         except OSError as error:
             click.echo(f"sfdoctor replay: warning: rank 0 cannot collect the ranks' reports on port "
                        f"{launch.collector[1]} ({error}); each rank reports alone", err=True)
-    result = replay_script(script, args, steps, device, timeout)
+    result = replay_script(script, args, steps, device, timeout, module=module)
     if collector is not None:
         collector.results[launch.rank] = result
         wait = timeout + STOP_GRACE + KILL_GRACE + 5 if timeout else REPORT_WAIT
@@ -385,12 +385,14 @@ def replay_rank(launch: Launch, script: Path, args: list[str], steps: int, devic
     return None
 
 
-def start_ranks(nproc: int, script: Path, args: list[str], steps: int, device: str, timeout: float | None) -> Ranks:
+def start_ranks(nproc: int, script: Path | None, module: str | None, args: list[str], steps: int, device: str,
+                timeout: float | None) -> Ranks:
     """`--nproc N`: start N ranks of `sfdoctor replay` with torch.distributed.run and collect their reports."""
     collector = Collector(("127.0.0.1", 0))
     host, port = collector.address
     root = os.path.dirname(os.path.dirname(sfdoctor.__file__))
-    rank_args = ["replay", str(script), "--steps", str(steps), "--device", device,
+    target = ["-m", module] if module is not None else [str(script)]
+    rank_args = ["replay", *target, "--steps", str(steps), "--device", device,
                  *(["--timeout", str(timeout)] if timeout else []), "--", *args]
     env = {**os.environ, GATHER_ENV: f"{host}:{port}"}
     launcher = subprocess.Popen(  # the ranks' output (and the launcher's) goes to our stderr, as the script's does

@@ -55,14 +55,36 @@ def display_path(filename: str) -> str:
     return filename if relative.startswith("..") else relative
 
 
-def user_site(frame: FrameType | None = None) -> Site | None:
+def user_frame(frame: FrameType | None = None) -> FrameType | None:
     """The innermost frame of user code on the current stack (the caller of torch/schedulefree)."""
     frame = frame or sys._getframe(1)
-    while frame is not None:
-        if is_user_file(frame.f_code.co_filename):
-            return Site(frame.f_code.co_filename, frame.f_lineno)
+    while frame is not None and not is_user_file(frame.f_code.co_filename):
         frame = frame.f_back
-    return None
+    return frame
+
+
+def user_site(frame: FrameType | None = None) -> Site | None:
+    frame = user_frame(frame or sys._getframe(1))
+    return Site(frame.f_code.co_filename, frame.f_lineno) if frame else None
+
+
+# Frameworks that own an optimizer, by a file of theirs on the stack; the first match wins (Trainer uses accelerate).
+FRAMEWORK_FILES = (
+    ("Trainer", os.path.join("transformers", "trainer.py")),
+    ("Lightning", os.path.join("lightning", "pytorch", "")),
+    ("Lightning", os.path.join("pytorch_lightning", "")),
+    ("accelerate", os.path.join("accelerate", "")),
+)
+
+
+def framework_on_stack() -> str | None:
+    """Which framework's code is running the current call (building an optimizer, loading its state)."""
+    files = []
+    frame = sys._getframe(1)
+    while frame is not None:
+        files.append(frame.f_code.co_filename)
+        frame = frame.f_back
+    return next((name for name, part in FRAMEWORK_FILES if any(part in filename for filename in files)), None)
 
 
 def traceback_frames(tb: TracebackType | None) -> list[tuple[str, int, str]]:

@@ -9,9 +9,13 @@ which torch.compile requires), and every hook and patch runs outside torch.compi
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -23,8 +27,12 @@ from torch.optim.optimizer import (
 )
 
 from ..groups import group_beta, is_schedulefree_group, lift_weight_sum, sample, unlift_weight_sum
-from .frames import user_site
+from .frames import Site, framework_on_stack, user_frame, user_site
 from .record import Change, Event, GroupTrace, OptimizerTrace, SchedulerTrace, Writer
+
+# Attributes under which framework wrappers hold the optimizer: accelerate's AcceleratedOptimizer (and so the
+# Trainer's), Lightning's LightningOptimizer.
+WRAPPED_OPTIMIZER_ATTRIBUTES = ("optimizer", "_optimizer")
 
 
 class ReplayStop(BaseException):
@@ -74,11 +82,20 @@ class Instrumentation:
         self._schedulers: dict[int, tuple[OptimizerTrace, SchedulerTrace]] = {}  # by id() of the scheduler
         # The last scheduler that changed lr / beta1 of a group, and the value it left: (id(group), key) -> both.
         self._writers: dict[tuple[int, str], tuple[Writer, Any]] = {}
-        self._pending: dict[int, list[_PendingGroup]] = {}
+        self._pending: dict[int, list[_PendingGroup]] = {}  # by id() of the trace
+        # Optimizers with a weight_sum entry but not schedulefree's keys, until their first step shows a z buffer.
+        self._look_alikes: dict[int, OptimizerTrace] = {}
         self._snapshots: dict[int, torch.Tensor] = {}
         self._last_loss: torch.Tensor | None = None
         self._patches: list[tuple[type, str, Any]] = []
         self._handles: list[Any] = []
+        self._config_sites: dict[int, Site | None] = {}  # id() of a TrainingArguments or Trainer -> user's line
+        self._last_eval: dict[int, tuple[Site | None, str, int]] = {}  # optimizer index -> (site, "in f()", step)
+        self._import_watcher = _ImportWatcher({
+            "transformers.training_args": lambda module: self._patch(
+                module.TrainingArguments, "__post_init__", self._training_arguments_init),
+            "transformers.trainer": lambda module: self._patch(module.Trainer, "__init__", self._trainer_init),
+        })
 
     # -- installing -------------------------------------------------------------------------
 
@@ -88,6 +105,8 @@ class Instrumentation:
             register_optimizer_step_post_hook(torch.compiler.disable(self._post_step_hook)),
         ]
         self._patch(Optimizer, "__init__", self._optimizer_init)
+        self._patch(Optimizer, "load_state_dict", self._load_state_dict)
+        sys.meta_path.insert(0, self._import_watcher)
         self._patch(lr_scheduler.LRScheduler, "__init__", self._scheduler_init)
         self._patch(torch.Tensor, "backward", self._backward)
         try:
@@ -104,6 +123,8 @@ class Instrumentation:
     def uninstall(self) -> None:
         for handle in self._handles:
             handle.remove()
+        if self._import_watcher in sys.meta_path:
+            sys.meta_path.remove(self._import_watcher)
         for owner, name, original in reversed(self._patches):
             if original is None:
                 delattr(owner, name)  # it was inherited: let the base class's method show through again
@@ -127,13 +148,33 @@ class Instrumentation:
     # -- registering optimizers and schedulers ------------------------------------------------
 
     def _register(self, optimizer: Any, is_wrapper: bool, created_at: Any) -> OptimizerTrace:
-        trace = OptimizerTrace(len(self.optimizers), type(optimizer).__name__, created_at, is_wrapper, id(optimizer))
-        self.optimizers.append(trace)
-        self._traces[id(optimizer)] = trace
+        trace = self._new_trace(optimizer, is_wrapper, created_at)
+        self._adopt(optimizer, trace)
+        return trace
+
+    def _new_trace(self, optimizer: Any, is_wrapper: bool, created_at: Any) -> OptimizerTrace:
+        trace = OptimizerTrace(-1, type(optimizer).__name__, created_at, is_wrapper, id(optimizer))
         self._objects.append(optimizer)
         self._track_groups(trace, optimizer.param_groups)
+        return trace
+
+    def _adopt(self, optimizer: Any, trace: OptimizerTrace) -> None:
+        """From now on the trace is reported (the parent knows optimizers by their index)."""
+        trace.index = len(self.optimizers)
+        self.optimizers.append(trace)
+        self._traces[id(optimizer)] = trace
         if hasattr(type(optimizer), "eval"):
             self._patch_eval(type(optimizer))
+
+    def _confirm_look_alike(self, optimizer: Any) -> OptimizerTrace | None:
+        """After its first step: an optimizer with a weight_sum entry is a ScheduleFree look-alike if it keeps a
+        `z` buffer (pytorch_optimizer's classes create it in step()). Its first step was recorded meanwhile."""
+        trace = self._look_alikes.pop(id(optimizer))
+        if not any("z" in optimizer.state.get(p, {}) for group in optimizer.param_groups for p in group["params"]):
+            self._abort_step(trace)  # not ScheduleFree: leave it as it was, and never look again
+            return None
+        trace.look_alike = True
+        self._adopt(optimizer, trace)
         return trace
 
     def _track_groups(self, trace: OptimizerTrace, groups: list[dict]) -> None:
@@ -149,14 +190,66 @@ class Instrumentation:
             trace.tensor_lr = trace.tensor_lr or isinstance(group["lr"], torch.Tensor)
 
     def _owner(self, optimizer: Any) -> OptimizerTrace | None:
-        return self._traces.get(id(optimizer)) or self._wrapped_bases.get(id(optimizer))
+        """The trace of `optimizer`, or of the one a framework wrapper holds (its schedulers and eval() count)."""
+        for _ in range(4):  # a wrapper of a wrapper at most, in practice
+            trace = (self._traces.get(id(optimizer)) or self._wrapped_bases.get(id(optimizer))
+                     or self._look_alikes.get(id(optimizer)))
+            if trace is not None:
+                return trace
+            optimizer = next((vars(optimizer)[name] for name in WRAPPED_OPTIMIZER_ATTRIBUTES
+                              if name in getattr(optimizer, "__dict__", {})), None)
+        return None
 
     def _optimizer_init(self, original: Callable) -> Callable:
         def __init__(optimizer: Optimizer, *args: Any, **kwargs: Any) -> None:
             original(optimizer, *args, **kwargs)
+            if "weight_sum" in optimizer.defaults and not is_schedulefree_group(optimizer.defaults):
+                self._look_alikes[id(optimizer)] = self._new_trace(optimizer, is_wrapper=False, created_at=user_site())
             if is_schedulefree_group(optimizer.defaults):
-                self._register(optimizer, is_wrapper=False, created_at=user_site())
+                trace = self._register(optimizer, is_wrapper=False, created_at=user_site())
+                trace.framework = framework_on_stack()
+                trace.configured_at = self._configured_at() if trace.framework == "Trainer" else None
         return __init__
+
+    def _configured_at(self) -> Site | None:
+        """The user's TrainingArguments(...) / Trainer(...) line of the Trainer whose method is running, if any."""
+        frame = sys._getframe(1)
+        while frame is not None:
+            owner = frame.f_locals.get("self")
+            if id(owner) in self._config_sites:
+                return self._config_sites[id(owner)]
+            frame = frame.f_back
+        return None
+
+    def _training_arguments_init(self, original: Callable) -> Callable:
+        def __post_init__(arguments: Any, *args: Any, **kwargs: Any) -> None:
+            self._config_sites[id(arguments)] = user_site()
+            self._objects.append(arguments)
+            original(arguments, *args, **kwargs)
+        return __post_init__
+
+    def _trainer_init(self, original: Callable) -> Callable:
+        def __init__(trainer: Any, *args: Any, **kwargs: Any) -> None:
+            site = user_site()
+            original(trainer, *args, **kwargs)
+            self._config_sites[id(trainer)] = self._config_sites.get(id(getattr(trainer, "args", None))) or site
+            self._objects.append(trainer)
+        return __init__
+
+    def _load_state_dict(self, original: Callable) -> Callable:
+        def load_state_dict(optimizer: Optimizer, *args: Any, **kwargs: Any) -> None:
+            trace = self._traces.get(id(optimizer))
+            old_groups = list(optimizer.param_groups)
+            original(optimizer, *args, **kwargs)
+            if trace is None:
+                return
+            # torch replaces the group dicts: the scheduler that wrote a value stays its author.
+            for old, new in zip(old_groups, optimizer.param_groups):
+                for key in ("lr", "beta1"):
+                    if (id(old), key) in self._writers:
+                        self._writers[(id(new), key)] = self._writers.pop((id(old), key))
+            trace.framework = trace.framework or framework_on_stack()  # accelerate's prepare() loads it
+        return load_state_dict
 
     def _wrapper_init(self, original: Callable) -> Callable:
         def __init__(wrapper: Any, base: Optimizer, *args: Any, **kwargs: Any) -> None:
@@ -221,7 +314,7 @@ class Instrumentation:
     def _pre_step_hook(self, optimizer: Optimizer, args: tuple, kwargs: dict) -> tuple | None:
         if id(optimizer) in self._wrapped_bases:
             return None  # the wrapper's own step() records it
-        trace = self._traces.get(id(optimizer))
+        trace = self._traces.get(id(optimizer)) or self._look_alikes.get(id(optimizer))
         if trace is None:
             if not any(is_schedulefree_group(group) for group in optimizer.param_groups):
                 return None
@@ -236,7 +329,9 @@ class Instrumentation:
 
     def _post_step_hook(self, optimizer: Optimizer, args: tuple, kwargs: dict) -> None:
         trace = self._traces.get(id(optimizer))
-        if trace is not None and trace.index in self._pending:
+        if trace is None and id(optimizer) in self._look_alikes:
+            trace = self._confirm_look_alike(optimizer)
+        if trace is not None and id(trace) in self._pending:
             self._finish_step(trace)
 
     def _wrapper_step(self, original: Callable) -> Callable:
@@ -268,7 +363,9 @@ class Instrumentation:
         site = user_site()
         trace.step_sites.append(site)
         if train_mode is False:
-            trace.events.append(Event("SF506", step, site))
+            eval_site, where, after = self._last_eval.get(trace.index, (None, "", 0))
+            when = f"after step {after}" if after else "before the first step"
+            trace.events.append(Event("SF506", step, site, f"{where}{when}", eval_site))
         pending = []
         for group, group_trace, beta in zip(groups, trace.groups, betas):
             self._note_change(group_trace, group, step, "lr", group["lr"], group_trace.last_lr)
@@ -286,7 +383,7 @@ class Instrumentation:
                 self._snapshot([sample(p) for p in params]),
                 torch.stack(torch._foreach_norm([p.grad for p in params])) if params else None,
             ))
-        self._pending[trace.index] = pending
+        self._pending[id(trace)] = pending
 
     def _note_change(self, trace: GroupTrace, group: dict, step: int, key: str, value: Any, last: Any) -> None:
         if not differs(last, value):
@@ -317,7 +414,7 @@ class Instrumentation:
 
     @torch.no_grad()
     def _finish_step(self, trace: OptimizerTrace) -> None:
-        for pending in self._pending.pop(trace.index):
+        for pending in self._pending.pop(id(trace)):
             group, record = pending.group, pending.record
             weight_sum = group.get("weight_sum", 0.0)
             weight = weight_sum - pending.weight_sum_before
@@ -366,7 +463,7 @@ class Instrumentation:
 
     def _abort_step(self, trace: OptimizerTrace) -> None:
         """A step raised: undo its lift so the optimizer is left as upstream would leave it."""
-        for pending in self._pending.pop(trace.index, []):
+        for pending in self._pending.pop(id(trace), []):
             pending.group["weight_sum"] = unlift_weight_sum(pending.group.get("weight_sum", 0.0), pending.lift)
 
     # -- closures, losses and eval() ----------------------------------------------------------
@@ -392,9 +489,14 @@ class Instrumentation:
 
     def _eval(self, original: Callable) -> Callable:
         def eval(optimizer: Any) -> Any:
-            trace = self._traces.get(id(optimizer))
+            trace = self._owner(optimizer)
             in_train = getattr(optimizer, "train_mode", None) if trace and trace.is_wrapper else (
                 optimizer.param_groups[0].get("train_mode") if trace else None)
+            if in_train:  # this eval() is the one that leaves it in eval mode, until a train()
+                frame = user_frame()
+                function = frame.f_code.co_name if frame else "<module>"
+                where = f"in {function}() " if function != "<module>" else ""
+                self._last_eval[trace.index] = (user_site(frame), where, trace.steps)
             params = [p for g in optimizer.param_groups for p in g["params"] if "z" in optimizer.state.get(p, {})]
             if not in_train or not params:
                 return original(optimizer)
@@ -418,3 +520,24 @@ def note_moved(group: GroupTrace) -> None:
     pairs = list(group.initial.values())  # copied at once: the script's steps may add to it meanwhile
     changed = [torch.ne(p, initial).any() for p, initial in pairs]
     group.moved = bool(torch.stack([flag.to(changed[0].device) for flag in changed]).any())  # one read-back
+
+
+class _ImportWatcher(importlib.abc.MetaPathFinder):
+    """Patches a framework's module right after the script imports it (install() runs before the script)."""
+
+    def __init__(self, patches: dict[str, Callable[[ModuleType], None]]) -> None:
+        self.patches = patches
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        patch = self.patches.get(name)
+        spec = importlib.machinery.PathFinder.find_spec(name, path, target) if patch else None
+        if spec is None or spec.loader is None:
+            return None
+        del self.patches[name]  # once: a second import of the module (a reload) is not patched again
+        load = spec.loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            load(module)
+            patch(module)
+        spec.loader.exec_module = exec_module
+        return spec

@@ -81,6 +81,7 @@ class Event:
     step: int
     site: Site | None
     detail: str = ""
+    cause: Site | None = None  # SF506: the eval() call that left the optimizer in eval mode
 
 
 @dataclass
@@ -96,6 +97,9 @@ class OptimizerTrace:
     step_sites: list[Site | None] = field(default_factory=list)  # where each step() was called
     tensor_lr: bool = False
     steps: int = 0
+    framework: str | None = None  # "Trainer", "Lightning" or "accelerate" when one builds, wraps or loads it
+    configured_at: Site | None = None  # Trainer: the user's TrainingArguments(...) or Trainer(...) line
+    look_alike: bool = False  # another library's ScheduleFree class, known by its z buffer and weight_sum
 
     @property
     def name(self) -> str:

@@ -15,8 +15,8 @@ from rich.table import Table
 from ..findings import Finding
 from ..output import plural, print_full
 from .diagnose import Crash
-from .frames import display_path
-from .record import STEP_FIELDS
+from .frames import display_path, is_user_file
+from .record import STEP_FIELDS, GroupTrace
 from .session import ReplayResult
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -25,6 +25,7 @@ COLUMNS = {"step": "step", "lr": "lr", "scheduled_lr": "sched lr", "weight_sum":
            "beta1": "beta1", "train_mode": "train", "params_with_grad": "grads", "param_change_norm": "moved",
            "loss": "loss"}
 FIRST_ROWS = 3  # the table shows these first steps, every step where something changed, and the last
+INNERMOST_FRAMES = 3  # a crash's traceback keeps these last frames besides the user's own
 
 
 def document(result: ReplayResult, findings: list[Finding], crash: Crash | None) -> dict:
@@ -32,7 +33,8 @@ def document(result: ReplayResult, findings: list[Finding], crash: Crash | None)
     outcome = result.outcome
     status, summary = verdict(result, findings, crash)
     return {
-        "script": display_path(str(result.script)),
+        "script": display_path(str(result.script)) if result.script else None,
+        "module": result.module,
         "args": result.args,
         "steps_requested": result.steps_requested,
         "steps_run": result.steps_run,
@@ -100,7 +102,7 @@ def verdict(result: ReplayResult, findings: list[Finding], crash: Crash | None) 
     if crash is not None and crash.internal:
         return 2, f"internal error: {crash.description}"
     if result.steps_run == 0 and crash is None:  # nothing was checked: that must not pass a CI job
-        script = display_path(str(result.script))
+        script = result.target
         return 2, (f"--timeout ({result.timeout:g}s) stopped {script} before its first ScheduleFree optimizer step, "
                    "so nothing was replayed (raise --timeout, or see what it waits for before training)"
                    if outcome.stop_reason == "timeout" else
@@ -117,7 +119,7 @@ def verdict(result: ReplayResult, findings: list[Finding], crash: Crash | None) 
 
 
 def print_report(result: ReplayResult, findings: list[Finding], crash: Crash | None, console: Console) -> None:
-    console.print(f"[bold]sfdoctor replay[/] {escape(display_path(str(result.script)))}: "
+    console.print(f"[bold]sfdoctor replay[/] {escape(result.target)}: "
                   f"{escape(ending(result, crash))} "
                   f"[dim]({result.seconds:.1f}s; torch {result.versions['torch']}, "
                   f"schedulefree {result.versions['schedulefree']})[/]")
@@ -143,11 +145,28 @@ def print_report(result: ReplayResult, findings: list[Finding], crash: Crash | N
 
 
 def print_crash(result: ReplayResult, crash: Crash, console: Console, label: str = "") -> None:
-    """The script's error and its last frames; `label` names the rank in a distributed replay."""
+    """The script's error and its traceback; `label` names the rank in a distributed replay."""
     kind = "internal error" if crash.internal else "script error"
     console.print(f"\n[bold red]{escape(label)}{kind}:[/] {escape(crash.description)}")
-    for filename, row, function in (result.outcome.error.frames[-4:] if result.outcome.error else []):
-        console.print(f"  [dim]{escape(display_path(filename))}:{row} in {escape(function)}[/]")
+    for line in traceback_lines(result.outcome.error.frames if result.outcome.error else []):
+        console.print(f"  [dim]{escape(line)}[/]")
+
+
+def traceback_lines(frames: list[tuple[str, int, str]]) -> list[str]:
+    """The user's own frames and the innermost library frames (where it raised); the library frames between them
+    are counted, not listed."""
+    kept = {index for index, (filename, _, _) in enumerate(frames) if is_user_file(filename)}
+    kept |= set(range(max(0, len(frames) - INNERMOST_FRAMES), len(frames)))
+    lines, elided = [], 0
+    for index, (filename, row, function) in enumerate(frames):
+        if index not in kept:
+            elided += 1
+            continue
+        if elided:
+            lines.append(f"... {plural(elided, 'library frame')}")
+            elided = 0
+        lines.append(f"{display_path(filename)}:{row} in {function}")
+    return lines
 
 
 def ending(result: ReplayResult, crash: Crash | None) -> str:

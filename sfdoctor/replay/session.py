@@ -26,6 +26,7 @@ from pathlib import Path
 import sfdoctor
 
 from .channel import Decoder, Update
+from .frames import display_path
 from .record import OptimizerTrace, Outcome
 
 # Releases whose AdamW/SGD/RAdam step() divide weight/weight_sum without a guard (domain.md).
@@ -41,7 +42,7 @@ CHILD_CODE = "import sys; sys.path[0] = {root!r}; from sfdoctor.replay.child imp
 
 @dataclass
 class ReplayResult:
-    script: Path
+    script: Path | None  # None when a module runs
     args: list[str]
     steps_requested: int
     outcome: Outcome
@@ -51,6 +52,12 @@ class ReplayResult:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     timeout: float | None = None
+    module: str | None = None  # `sfdoctor replay -m MODULE`
+
+    @property
+    def target(self) -> str:
+        """What ran, as the user typed it: the script's path or `-m MODULE`."""
+        return f"-m {self.module}" if self.module else display_path(str(self.script))
 
 
 def versions() -> dict[str, str | None]:
@@ -73,17 +80,19 @@ def environment_warnings(found: dict[str, str | None]) -> list[str]:
     return []
 
 
-def replay_script(script: Path, args: list[str], steps: int, device: str = "auto", timeout: float | None = None,
-                  on_step: Callable[[int], None] | None = None) -> ReplayResult:
+def replay_script(script: Path | None, args: list[str], steps: int, device: str = "auto",
+                  timeout: float | None = None, on_step: Callable[[int], None] | None = None,
+                  module: str | None = None) -> ReplayResult:
+    """Replay `script`, or with `module` (and no script) `python -m module`."""
     found = versions()
     started = time.monotonic()
     with _received_interrupts() as received:
-        supervisor = Supervisor(script, args, steps, device, timeout, on_step, received)
+        supervisor = Supervisor(script, args, steps, device, timeout, on_step, received, module)
         outcome = supervisor.run()
     return ReplayResult(
         script=script, args=args, steps_requested=steps, outcome=outcome, optimizers=supervisor.optimizers,
         steps_run=supervisor.steps, versions=found, warnings=environment_warnings(found),
-        seconds=time.monotonic() - started, timeout=timeout,
+        seconds=time.monotonic() - started, timeout=timeout, module=module,
     )
 
 
@@ -103,9 +112,10 @@ def _received_interrupts() -> Iterator[list[int]]:
 
 
 class Supervisor:
-    def __init__(self, script: Path, args: list[str], steps: int, device: str, timeout: float | None,
-                 on_step: Callable[[int], None] | None, received: list[int]) -> None:
+    def __init__(self, script: Path | None, args: list[str], steps: int, device: str, timeout: float | None,
+                 on_step: Callable[[int], None] | None, received: list[int], module: str | None = None) -> None:
         self.script, self.args, self.max_steps, self.device = script, args, steps, device
+        self.module = module  # run as `python -m module` instead of the script
         self.timeout, self.on_step, self.received = timeout, on_step, received
         self.optimizers: list[OptimizerTrace] = []
         self.steps = 0
@@ -142,7 +152,8 @@ class Supervisor:
         env = dict(os.environ)
         if self.device == "cpu":
             env["CUDA_VISIBLE_DEVICES"] = ""
-        config = {"fd": write_fd, "steps": self.max_steps, "script": str(self.script), "args": self.args}
+        config = {"fd": write_fd, "steps": self.max_steps, "script": str(self.script), "module": self.module,
+                  "args": self.args}
         root = os.path.dirname(os.path.dirname(sfdoctor.__file__))
         return subprocess.Popen(
             [sys.executable, "-c", CHILD_CODE.format(root=root), json.dumps(config)],
@@ -168,6 +179,7 @@ class Supervisor:
             trace.events += new.events
             trace.step_sites += new.step_sites
             trace.schedulers, trace.tensor_lr, trace.steps = new.schedulers, new.tensor_lr, new.steps
+            trace.framework = new.framework  # accelerate.prepare() wraps an optimizer after it was sent
             for group in new.groups:
                 if group.index == len(trace.groups):
                     trace.groups.append(group)
