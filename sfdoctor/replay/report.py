@@ -16,7 +16,7 @@ from ..findings import Finding
 from ..output import plural, print_full
 from .diagnose import Crash
 from .frames import display_path, is_user_file
-from .record import STEP_FIELDS, GroupTrace
+from .record import STEP_FIELDS
 from .session import ReplayResult
 
 SPARK = "▁▂▃▄▅▆▇█"
