@@ -57,7 +57,9 @@ def test_eval_on_rank_0_only_is_a_rank_divergence_at_its_step() -> None:
     assert "  rank 0: the script crashed after 3 steps\n" in out
     assert (f"{FIXTURES}/_ddp.py:26:1: SF509 [error] group 0 at step 4: the ranks disagree on train mode: rank 0 has "
             "False, rank 1 has True: they train different models") in out
-    assert f"{FIXTURES}/_ddp.py:26:1: SF506 [error] rank 0: step 4 of AdamWScheduleFree was called while" in out
+    # SF506 points at the eval() that rank 0 alone called
+    assert (f"{FIXTURES}/eval_on_rank0.py:17:1: SF506 [error] rank 0: step 4 of AdamWScheduleFree was called while the "
+            f"optimizer was in eval mode (optimizer.eval() at {FIXTURES}/eval_on_rank0.py:17 after step 3") in out
     assert "exit status 1 because the script failed: rank 0: step() was called in eval mode" in out
 
 
@@ -115,3 +117,18 @@ def test_rank_divergence_names_the_field_and_the_ranks_and_ignores_rounding() ->
     assert rank_divergence({0: same, 1: {**same, "param_change_norm": 0.2}, 2: same}) == (
         "parameter change: ranks 0, 2 have 0.1234567, rank 1 has 0.2")
     assert rank_divergence({0: same, 1: {"train_mode": False}}) == "train mode: rank 0 has True, rank 1 has False"
+
+
+def test_nproc_runs_a_module_on_every_rank() -> None:
+    """`sfdoctor replay --nproc 2 -m pkg.train`: each rank runs the module as `python -m` would, from the cwd."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        [sys.executable, "-m", "sfdoctor", "replay", "--nproc", "2", "--steps", "3", "--timeout", "60",
+         "--output-format", "json", "-m", "trainpkg.train", "--", "--lr", "0.02"],
+        check=False, cwd=ROOT / "fixtures" / "replay", env=env, capture_output=True, text=True, timeout=LIMIT,
+    )
+    data = json.loads(result.stdout)
+    assert result.returncode == 0, result.stderr
+    assert data["module"] == "trainpkg.train" and data["summary"] == "No problems found."
+    assert [(r["rank"], r["stopped"], r["steps_run"]) for r in data["ranks"]] == [(0, "steps", 3), (1, "steps", 3)]
+    assert {record["scheduled_lr"] for record in data["optimizers"][0]["groups"][0]["trajectory"]} == {0.02}
