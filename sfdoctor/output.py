@@ -23,8 +23,6 @@ from rich.syntax import Syntax
 
 from . import __version__
 from .findings import Finding, Location, RuleInfo
-from .lint.files.cells import cell_source
-from .lint.files.source import source_lines as text_lines
 
 FORMATS = ("full", "concise", "json", "sarif", "github")
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -56,6 +54,10 @@ def source_line(filename: str, row: int, cell: int | None = None) -> str:
 def source_lines(filename: str, cell: int | None = None) -> list[str]:
     """The file's lines, or those of a notebook's cell."""
     if cell is not None:
+        # only a lint finding has a cell: replay and the guard never load the linter
+        from .lint.files.cells import cell_source
+        from .lint.files.source import source_lines as text_lines
+
         return text_lines(cell_source(filename, cell))
     # checkcache: a long-lived process (tests, an editor) may have cached an older file of that name
     linecache.checkcache(filename)
