@@ -43,14 +43,14 @@ def link(
     exported: dict[str, tuple] = {}
     checked: set[str] = set()  # files whose findings count: the prefilter's, and files using another's exports
     stale: set[str] = set()  # linted with rules, then the view changed what they use
-    callees: set[str] = set()  # modules summarised for the training modules that call them
-    fractions_seen: dict = {}  # the settings read as fractions that the rules have seen
+    callees: set[str] = set()  # files summarised for the training modules that call them
+    fractions_seen: dict[str, tuple] = {}  # the settings read as fractions that the rules have seen
     # with the prefilter off (a benchmark of the analysis itself) every file is linted once, on its own view
     for _ in range(MAX_ROUNDS if settings.prefilter else 1):
         results.update(zip((display for _, display, _ in batch), run(batch, replace(settings, project=view))))
         checked |= {d for _, d, why in batch if why != "summary" and results[d].analysed}
         summaries = {d: r.summary for d, r in results.items() if r.summary is not None}
-        callees = {summaries[d].module for d in callees if d in summaries}
+        callee_modules = {summaries[d].module for d in callees if d in summaries}
         view = view.with_summaries(summaries)
         builders, helpers, handed = set(), set(), set()
         for display, summary in summaries.items():
@@ -70,7 +70,7 @@ def link(
             stale |= checked
             fractions_seen = view.fraction_settings
         stale |= changed | set(_importers(view, results, words, helpers - builders, trainers_only=True))
-        stale |= set(_importers(view, results, words, callees, trainers_only=True, every_function=True))
+        stale |= set(_importers(view, results, words, callee_modules, trainers_only=True, every_function=True))
         callees = _packages_and_callees(view, results, paths) - changed
         if not callees and not changed:
             break
