@@ -57,6 +57,13 @@ EXPECTED: dict[str, list[tuple[str, str, int, bool]]] = {
     "evidence_from_use": [("modules/trainer.py", "SF202", 27, True)],
     # instantiate(cfg.optimizer) where a Hydra config names schedulefree.AdamWScheduleFree: possible.
     "hydra_config": [("train.py", "SF201", 12, True)],
+    # configure_optimizers returning AdamWScheduleFree in models/base.py's LightningModule; models/sf.py's
+    # subclass switches only at epoch start; WideModule inherits SwitchingModule's hooks and is silent, and
+    # neither base class is reported for its subclasses' sake.
+    "lightning_inherited": [("models/sf.py", "SF404", 4, False)],
+    # a subclass overriding configure_optimizers to return SGDScheduleFree, no hooks and no train() in it or
+    # its base; the subclass that keeps the base's AdamW is silent.
+    "lightning_override": [("models/schedule_free.py", "SF201", 6, False), ("models/schedule_free.py", "SF404", 6, False)],
 }
 
 

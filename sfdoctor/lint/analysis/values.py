@@ -135,7 +135,9 @@ class Where:
 class OptimizerSite:
     """A ScheduleFree optimizer's construction, or a call of a factory that returns one."""
 
-    call: cst.Call  # or the parameter (cst.Param) another module hands the optimizer to
+    # or the parameter (cst.Param) another module hands the optimizer to, or the LightningModule (cst.ClassDef)
+    # whose configure_optimizers, its own or a base class's, returns it
+    call: cst.Call
     class_name: str
     where: Where
     possible: bool = False  # the call builds one only on some paths (a flag, a registry, a name)

@@ -68,6 +68,10 @@ class ClassFacts:
     bases: tuple[str, ...]  # absolute names
     schedulefree: bool  # a subclass of a ScheduleFree class (a registered or customised optimizer)
     attributes: dict[str, tuple[Built, ...]] = field(default_factory=dict)  # self.x holding one
+    optimizer: Built | None = None  # the ScheduleFree optimizer its own configure_optimizers returns
+    # (method, the modes it switches an optimizer to) for its methods that switch one, and for the Lightning
+    # hooks it defines that switch none without calling the base class's: they hide a base class's hook
+    methods: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)

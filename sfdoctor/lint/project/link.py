@@ -54,14 +54,17 @@ def link(
         view = view.with_summaries(summaries)
         builders, helpers, handed = set(), set(), set()
         for display, summary in summaries.items():
-            before = exported.get(display, ((), (), ()))
-            now = exported[display] = (_optimizer_exports(summary, view), _helper_exports(summary), _received(summary, view))
+            before = exported.get(display, ((), (), (), set()))
+            now = exported[display] = (_optimizer_exports(summary, view), _helper_exports(summary), _received(summary, view),
+                                       _lightning_judged(summary, view))
             if now[0] != before[0] and any(now[0]):
                 builders.add(summary.module)
             if now[1] != before[1] and now[1]:
                 helpers.add(summary.module)
             if now[2] != before[2] and now[2]:
                 handed.add(display)  # another module now hands its functions a ScheduleFree optimizer
+            if now[3] != before[3]:
+                stale.add(display)  # a base class of its LightningModules arrived, or a subclass (SF201, SF404)
         # their summaries may change (what they build, hand on, train): summarised again next round
         changed = handed | set(_importers(view, results, words, builders, trainers_only=False))
         checked |= changed
@@ -97,15 +100,22 @@ def _builds_from_config(view: ProjectView, path: Path) -> bool:
 
 def _optimizer_exports(summary: ModuleSummary, view: ProjectView) -> tuple:
     """The optimizers other modules get from this one: factories, ScheduleFree classes, `self.x` of
-    its classes, and a package's re-exports of those (importers of the package reach them)."""
+    its classes, LightningModules that train with one (subclasses inherit it), and a package's
+    re-exports of those (importers of the package reach them)."""
     reexports = {}
     if summary.filename.endswith("__init__.py"):
-        reexports = {n: t for n, t in summary.imports.items() if view.built(summary.filename, t)}
-    return (
-        summary.built,
-        {n: (c.schedulefree, c.attributes) for n, c in summary.classes.items() if c.schedulefree or c.attributes},
-        reexports,
-    )
+        reexports = {n: t for n, t in summary.imports.items()
+                     if view.built(summary.filename, t) or view.lightning_named(summary.filename, t)}
+    classes = {n: (c.schedulefree, c.attributes, view.lightning(summary.filename, n, summary.classes))
+               for n, c in summary.classes.items()}
+    return summary.built, {n: c for n, c in classes.items() if any(c)}, reexports
+
+
+def _lightning_judged(summary: ModuleSummary, view: ProjectView) -> dict:
+    """What SF201 and SF404 judge its classes by: what each inherits, and whether a subclass takes over."""
+    judged = {n: (view.lightning(summary.filename, n, summary.classes), view.subclassed(summary.filename, n))
+              for n in summary.classes}
+    return {n: j for n, j in judged.items() if any(j)}
 
 
 def _received(summary: ModuleSummary, view: ProjectView) -> tuple:
@@ -120,17 +130,22 @@ def _helper_exports(summary: ModuleSummary) -> dict:
 
 def _packages_and_callees(view: ProjectView, results: dict[str, FileResult], paths: dict[str, Path]) -> set[str]:
     """Files not summarised yet that a summarised one needs: the `__init__.py` of the packages around a
-    module that builds optimizers (they may re-export its factories), and the project modules that a
-    module which trains with a ScheduleFree optimizer imports (its helpers may save or evaluate)."""
+    module that builds optimizers (they may re-export its factories), the project modules that a
+    module which trains with a ScheduleFree optimizer imports (its helpers may save or evaluate), and
+    the modules of the base classes of a class with Lightning hooks or configure_optimizers."""
     wanted = set()
     for display, summary in view.summaries.items():
-        if summary.built or any(c.schedulefree or c.attributes for c in summary.classes.values()):
+        if summary.built or any(_optimizer_exports(summary, view)[1]):
             package = display.rsplit("/", 1)[0] if "/" in display else ""
             while package:
                 wanted.add(f"{package}/__init__.py")
                 package = package.rsplit("/", 1)[0] if "/" in package else ""
         for passed in summary.passes:  # a module whose function is handed a ScheduleFree optimizer
             wanted.add(view.module_file(display, passed.callee))
+        for name, facts in summary.classes.items():
+            if facts.optimizer or facts.methods or view.subclassed(display, name):
+                # a LightningModule's base classes (and theirs) may define its hooks or configure_optimizers
+                wanted.update(view.module_file(display, base) for base in facts.bases)
         if summary.trains:
             for target in (*summary.imports.values(), *summary.uses):  # uses: `import pkg.mod` then `pkg.mod.f()`
                 wanted.add(view.module_file(display, target))

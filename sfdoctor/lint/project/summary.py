@@ -15,6 +15,7 @@ import libcst as cst
 
 from ..analysis.fractions import fraction_parameters
 from ..analysis.index import CallSite, Function, dotted_name
+from ..analysis.lightning import class_methods, returned_optimizer
 from ..analysis.modes import EVALUATION_NAME, OPTIMIZER_NAME, SAVE_METHODS, kinds, mode_setup
 from ..analysis.values import OptimizerSite, Where, last_name
 from ..rule import FileContext
@@ -41,20 +42,28 @@ def summarise(context: FileContext, module: str) -> ModuleSummary:
         if returned:
             built[name] = returned
         helpers[name] = _helper(context, function, module)
-    classes = {
-        name: ClassFacts(
-            tuple(project.absolute(context.filename, b) if project is not None else b for b in bases),
-            name in context.evaluator.schedulefree_subclasses,
-            _attributes(context, name),
-        )
-        for name, bases in index.class_bases.items()
-    }
+    classes = {name: class_facts(context, name) for name in index.class_bases}
     trains = bool(context.analysis(mode_setup).receivers)
     imported = [(site, name) for site in index.calls if (name := context.evaluator.imported_name(site.node))]
     uses = tuple(sorted({project_name(context, name) for _, name in imported}))
     return ModuleSummary(
         context.filename, module, imports, built, helpers, classes, trains, uses, _passes(context, imported),
         _warmups(context, imported),
+    )
+
+
+def class_facts(context: FileContext, name: str) -> ClassFacts:
+    project = context.evaluator.project
+    bases = context.index.class_bases[name]
+    configure = next((f for f in context.index.functions_by_name.get("configure_optimizers", [])
+                      if f.class_name == name and f.parent is None), None)
+    site = returned_optimizer(context, configure) if configure is not None else None
+    return ClassFacts(
+        tuple(project.absolute(context.filename, b) if project is not None else b for b in bases),
+        name in context.evaluator.schedulefree_subclasses,
+        _attributes(context, name),
+        _built(context, site, (), None, configure) if site is not None else None,
+        class_methods(context, name),
     )
 
 

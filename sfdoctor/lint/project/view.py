@@ -14,10 +14,21 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from .facts import Built, Helper, ModuleSummary, Passed, Setting
+from .facts import Built, ClassFacts, Helper, ModuleSummary, Passed, Setting
 
 MAX_ALIAS_HOPS = 8  # re-exports followed through __init__.py files
 MAX_NAME_PARTS = 6
+# bases outside the project that define no Lightning hook: they leave a LightningModule's behaviour known
+HOOKLESS_BASES = ("abc.", "typing.", "torch.", "object")
+
+
+@dataclass(frozen=True)
+class LightningClass:
+    """A LightningModule whose configure_optimizers (its own or a base class's) returns a ScheduleFree optimizer."""
+
+    optimizer: Built
+    methods: dict[str, tuple[str, ...]]  # what its methods, own or inherited, switch an optimizer to
+    certain: bool  # no base class outside the project (other than LightningModule) may add hooks
 
 
 def module_names(files: list[tuple[Path, str]]) -> dict[str, str]:
@@ -51,6 +62,7 @@ class ProjectView:
     _table: dict[str, list[str]] = field(default_factory=dict, repr=False)
     _passed: dict[tuple[str, str], list[Passed]] | None = field(default=None, repr=False)
     _files: dict[tuple[str, str], str | None] = field(default_factory=dict, repr=False)  # module_file's answers
+    _subclassed: set[tuple[str, str]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self._table:
@@ -214,6 +226,55 @@ class ProjectView:
                 if deeper:
                     return deeper
         return ()
+
+    def lightning(self, filename: str, name: str, classes: dict[str, ClassFacts]) -> LightningClass | None:
+        """Class `name` of `filename` (whose classes are `classes`) as a LightningModule, with what it
+        inherits from the project's base classes: the nearest definition of each method wins."""
+        methods: dict[str, tuple[str, ...]] = {}
+        optimizer, reaches, certain = None, False, True
+        pending = [(filename, name, classes)]
+        for _ in range(MAX_ALIAS_HOPS * 4):
+            if not pending:
+                break
+            where, base, local = pending.pop(0)
+            found = (where, base, local) if base in local else self._class(where, base)
+            if found is None:
+                reaches |= base.rsplit(".", 1)[-1] == "LightningModule"
+                certain &= base.startswith(HOOKLESS_BASES) or base.rsplit(".", 1)[-1] == "LightningModule"
+                continue
+            where, base, local = found
+            facts = local[base]
+            if "configure_optimizers" in dict(facts.methods) and "configure_optimizers" not in methods:
+                optimizer = facts.optimizer
+            for method, modes in facts.methods:
+                methods.setdefault(method, modes)
+            pending[:0] = [(where, b, local) for b in facts.bases]  # depth first, left to right, like most MROs
+        return LightningClass(optimizer, methods, certain) if reaches and optimizer is not None else None
+
+    def lightning_named(self, importer: str, qualname: str) -> LightningClass | None:
+        """The LightningModule an import names (`from .lightning import NequIPLightningModule`)."""
+        found = self._class(importer, qualname)
+        return self.lightning(*found) if found is not None else None
+
+    def _class(self, importer: str, qualname: str) -> tuple[str, str, dict[str, ClassFacts]] | None:
+        """The file that defines a project class, its name there, and the file's classes."""
+        found = self.locate(importer, qualname)
+        if found is None or found[1] not in found[0].classes:
+            return None
+        return found[0].filename, found[1], found[0].classes
+
+    def subclassed(self, filename: str, name: str) -> bool:
+        """Whether a summarised class of the project subclasses class `name` of `filename`."""
+        if self._subclassed is None:
+            self._subclassed = set()
+            for summary in self.summaries.values():
+                for facts in summary.classes.values():
+                    for base in facts.bases:
+                        if base in summary.classes:
+                            self._subclassed.add((summary.filename, base))
+                        elif (found := self.locate(summary.filename, base)) is not None:
+                            self._subclassed.add((found[0].filename, found[1]))
+        return (filename, name) in self._subclassed
 
     def inherited_attribute(self, importer: str, bases: list[str], attribute: str) -> tuple[Built, ...]:
         """`self.optimizer` set by a base class in another module of the project."""

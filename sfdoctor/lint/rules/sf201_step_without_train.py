@@ -1,7 +1,8 @@
 from ...findings import RuleInfo
-from ..analysis.lightning import lightning_modules, switches
+from ..analysis.lightning import switches
 from ..analysis.modes import conditions, kinds, mode_analysis, settled
 from ..fixes.mode_fixes import train_before_loop
+from ..project.lightning import lightning_modules
 from ..rule import Rule
 
 
@@ -58,20 +59,22 @@ class StepWithoutTrain(Rule):
 
     def _lightning(self) -> None:
         """Lightning calls step() itself: with no train() anywhere, its first step raises."""
-        modules = lightning_modules(self.context)
+        modules = self.context.analysis(lightning_modules)
         if not modules or switches(self.context, None, "train"):
             return
         for module in modules:
             optimizer = module.optimizer
             if optimizer.is_closure or optimizer.is_adamc or optimizer.initial_mode != "eval":
                 continue  # closures have no modes; ScheduleFree+ cannot be driven by Lightning at all (SF116)
+            if any("train" in modes for modes in module.facts.methods.values()):
+                continue  # a base class in another module calls train()
             self.report(
                 module.node.name,
                 f"{module.node.name.value} returns {optimizer.class_name} from configure_optimizers and nothing in "
-                "this file calls optimizer.train(): it starts in eval mode (schedulefree >= 1.3), so Lightning's "
+                "this file or its base classes calls optimizer.train(): it starts in eval mode (schedulefree >= 1.3), so Lightning's "
                 "first optimizer.step() raises \"Optimizer was not in train mode\"",
                 possible=optimizer.possible,
-                related=(self.context.related("optimizer created here, in eval mode", optimizer.call),),
+                related=(self.context.created(optimizer),),
                 notes=("def on_train_batch_start(self, batch, batch_idx): self.optimizers().train()",),
             )
 

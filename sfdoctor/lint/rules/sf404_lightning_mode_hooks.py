@@ -1,17 +1,7 @@
 from ...findings import RuleInfo
-from ..analysis.lightning import lightning_modules, switches
+from ..analysis.lightning import EVAL_HOOKS, TRAIN_HOOKS
+from ..project.lightning import lightning_modules
 from ..rule import Rule
-
-# Hooks that run before every training batch or after every validation run: train() there puts
-# the optimizer back in train mode however often (and mid-epoch) Lightning validates.
-TRAIN_HOOKS = frozenset(
-    {"on_train_batch_start", "training_step", "on_validation_end", "on_validation_epoch_end",
-     "on_validation_model_train"}
-)
-EVAL_HOOKS = frozenset(
-    {"on_validation_start", "on_validation_epoch_start", "on_validation_model_eval", "on_test_start",
-     "on_test_epoch_start", "on_predict_start", "on_save_checkpoint"}
-)
 
 
 class LightningModeHooks(Rule):
@@ -24,18 +14,20 @@ class LightningModeHooks(Rule):
     )
 
     def check(self) -> None:
-        for module in lightning_modules(self.context):
-            methods, statement = module.methods, module.node
-            if any(switches(self.context, methods[hook], "train") for hook in TRAIN_HOOKS if hook in methods):
+        for module in self.context.analysis(lightning_modules):
+            methods, statement = module.facts.methods, module.node
+            if any("train" in methods.get(hook, ()) for hook in TRAIN_HOOKS):
                 continue
-            evaluates = any(switches(self.context, methods[hook], "eval") for hook in EVAL_HOOKS if hook in methods)
+            evaluates = any("eval" in methods.get(hook, ()) for hook in EVAL_HOOKS)
             self.report(
                 statement.name,
                 f"{statement.name.value} trains with {module.optimizer.class_name} but calls optimizer.train() in no "
-                "per-batch or post-validation hook: Lightning does not switch ScheduleFree modes, so step() runs "
-                "in eval mode (schedulefree >= 1.3 raises) or, after a validation, at the wrong point"
+                "per-batch or post-validation hook (its own or inherited): Lightning does not switch ScheduleFree "
+                "modes, so step() runs in eval mode (schedulefree >= 1.3 raises) or, after a validation, at the "
+                "wrong point"
                 + ("" if evaluates else "; nor does it call optimizer.eval() before validation and checkpointing"),
-                related=(self.context.related("optimizer created here", module.optimizer.call),),
+                possible=module.optimizer.possible,
+                related=(self.context.created(module.optimizer),),
                 notes=(
                     "def on_train_batch_start(self, batch, batch_idx): self.optimizers().train()",
                     "def on_validation_epoch_start(self): self.optimizers().eval()",
