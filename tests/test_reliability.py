@@ -143,6 +143,18 @@ def test_nineteen_nested_loops_are_analysed_in_seconds_not_minutes() -> None:
     assert result.stdout.startswith("train.py:24:77: SF201 ")
 
 
+def test_a_recursive_function_with_many_recursive_calls_is_analysed_not_a_hang() -> None:
+    # before: what a parameter holds was followed through its own call sites again at each level of the
+    # depth limit (8 call sites, 12 levels: 8**12 paths); torch's default_collate hung the lint for minutes
+    calls = "".join(f"    if kind == {n}:\n        return merge(batch[{n}], kind, handlers=handlers)\n" for n in range(8))
+    source = (SF_HEADER + "\n\ndef merge(batch, kind, handlers):\n    if type(batch) in handlers:\n"
+              "        return handlers[type(batch)](batch, handlers=handlers)\n" + calls + "    return batch\n")
+    write("train.py", source + "opt = schedulefree.SGDScheduleFree(model.parameters(), lr=0.1)\nopt.train()\n")
+    result = lint_process("--output-format", "json", "train.py", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [] and result.stderr == ""
+
+
 # -- F1: FIFOs, sockets and devices are never read -------------------------------------------------
 
 

@@ -244,6 +244,7 @@ class Evaluator:
         self.filename = filename
         self._optimizers: dict[tuple[object, Where], Optimizers | None] = {}
         self._passed: dict[Function, dict[str, OptimizerSite]] = {}
+        self._origins: dict[tuple[cst.BaseExpression, Where], tuple[list[tuple[cst.BaseExpression, Where]], bool]] = {}
 
     # -- values ------------------------------------------------------------------------------
 
@@ -353,9 +354,21 @@ class Evaluator:
     def origins(
         self, node: cst.BaseExpression, where: Where, depth: int = 0
     ) -> tuple[list[tuple[cst.BaseExpression, Where]], bool]:
-        """The expressions a name stands for, through assignments; False when some path is unknown."""
+        """The expressions a name stands for, through assignments; False when some path is unknown.
+        Remembered per (expression, place): a recursive function's parameters reach its own call sites,
+        and without it each level of the depth limit multiplies the work by the number of call sites."""
         if depth > MAX_DEPTH:
             return [], False
+        key = (node, where)
+        if key in self._origins:
+            return self._origins[key]
+        self._origins[key] = [], False  # a cycle back to this expression adds nothing
+        self._origins[key] = found = self._find_origins(node, where, depth)
+        return found
+
+    def _find_origins(
+        self, node: cst.BaseExpression, where: Where, depth: int
+    ) -> tuple[list[tuple[cst.BaseExpression, Where]], bool]:
         if isinstance(node, cst.Subscript) and (key := subscript_key(node)) is not None:
             literals, complete = self.dict_literals(node.value, where, depth + 1)
             found = []
