@@ -155,6 +155,17 @@ def test_a_recursive_function_with_many_recursive_calls_is_analysed_not_a_hang()
     assert json.loads(result.stdout) == [] and result.stderr == ""
 
 
+def test_a_recursive_factory_that_hands_on_its_lr_is_evaluated_not_a_hang() -> None:
+    # the same through the values of a parameter: `lr=lr` in 8 recursive calls of the factory
+    calls = "".join(f"    if depth == {n}:\n        return build(params, lr=lr, depth=depth - 1)\n" for n in range(8))
+    source = (SF_HEADER + "\n\ndef build(params, lr, depth):\n" + calls +
+              "    return schedulefree.AdamWScheduleFree(params, lr=lr)\n\n\n"
+              "opt = build(model.parameters(), lr=0, depth=3)\n")
+    write("train.py", source)
+    result = lint_process("--output-format", "json", "train.py", timeout=60)
+    assert [(f["code"], f["location"]["row"]) for f in json.loads(result.stdout)] == [("SF110", 23)], result.stderr
+
+
 # -- F1: FIFOs, sockets and devices are never read -------------------------------------------------
 
 

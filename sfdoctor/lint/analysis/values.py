@@ -245,6 +245,7 @@ class Evaluator:
         self._optimizers: dict[tuple[object, Where], Optimizers | None] = {}
         self._passed: dict[Function, dict[str, OptimizerSite]] = {}
         self._origins: dict[tuple[cst.BaseExpression, Where], tuple[list[tuple[cst.BaseExpression, Where]], bool]] = {}
+        self._name_memo: dict[tuple[str, Where], Values] = {}
 
     # -- values ------------------------------------------------------------------------------
 
@@ -294,7 +295,14 @@ class Evaluator:
         return Values(tuple(results), all(p.complete for p in parts))
 
     def _name_values(self, name: str, where: Where, depth: int) -> Values:
-        return merge(self.values(b.value, w, depth) if b else UNKNOWN for b, w in self.bindings(name, where))
+        """Remembered per (name, place), as `origins` is: a recursive function's parameters reach its own calls."""
+        key = (name, where)
+        if key not in self._name_memo:
+            self._name_memo[key] = UNKNOWN  # a cycle back to this name adds nothing
+            self._name_memo[key] = merge(
+                self.values(b.value, w, depth) if b else UNKNOWN for b, w in self.bindings(name, where)
+            )
+        return self._name_memo[key]
 
     def bindings(self, name: str, where: Where) -> list[tuple[Binding | None, Where]]:
         """Reaching bindings of `name` with the place each was evaluated; None marks unknown."""
@@ -355,16 +363,15 @@ class Evaluator:
         self, node: cst.BaseExpression, where: Where, depth: int = 0
     ) -> tuple[list[tuple[cst.BaseExpression, Where]], bool]:
         """The expressions a name stands for, through assignments; False when some path is unknown.
-        Remembered per (expression, place): a recursive function's parameters reach its own call sites,
-        and without it each level of the depth limit multiplies the work by the number of call sites."""
+        Remembered per (expression, place): a recursive function's parameters reach its own call sites, and
+        following them again at each level of the depth limit multiplies the work (and the list) by their number."""
         if depth > MAX_DEPTH:
             return [], False
         key = (node, where)
-        if key in self._origins:
-            return self._origins[key]
-        self._origins[key] = [], False  # a cycle back to this expression adds nothing
-        self._origins[key] = found = self._find_origins(node, where, depth)
-        return found
+        if key not in self._origins:
+            self._origins[key] = [], False  # a cycle back to this expression adds nothing
+            self._origins[key] = self._find_origins(node, where, depth)
+        return self._origins[key]
 
     def _find_origins(
         self, node: cst.BaseExpression, where: Where, depth: int
