@@ -44,6 +44,9 @@ EXPECTED: dict[str, list[tuple[str, str, int, bool]]] = {
     # config.warmup_steps, which create_lr_scheduler() reads as a fraction when trainer.py hands it over,
     # goes raw to AdamWScheduleFree(warmup_steps=...); config.sf_warmup_steps is never read as one.
     "fraction_setting": [("modules/create.py", "SF112", 8, True)],
+    # evidence from use: configure_optimizers builds from a config, the subclasses switch `self.optimizers()`;
+    # one switches back to train only per epoch (possible SF404), one per batch; one never switches (silent).
+    "lightning_evidence": [("models/switched_per_epoch.py", "SF404", 5, True)],
     # a save helper in another module; the helper that switches to eval itself is silent, and so is
     # utils.monitoring.log_lr(optimizer): a project function that leaves the mode alone.
     "helper_module": [("train.py", "SF203", 18, False)],

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from ...findings import Location, Related
-from ..project.facts import Helper
+from ..project.facts import EVIDENCE, Helper
 from ..project.view import row_of
 from ..rule import FileContext
 from .ema import ema_update
@@ -62,7 +62,6 @@ EVALUATION_NAME = re.compile(
     r"^(run_|do_|_)?(eval|evaluate|evaluation|validate|validation|valid|val|test|testing|sample|sampling)(_\w*)?$"
     r"|_(eval|evaluate|evaluation|validate|validation|val|test)$"
 )
-EVIDENCE = "train()/eval() are called on it"  # the condition of an optimizer known only from its use
 EVALUATING_FUNCTION = re.compile(r"eval|valid|sample|test")
 # Not `accelerator.save_state`: a resume state holds y with the optimizer state in train mode, and
 # loading it resumes training exactly; an eval() before it would restore an optimizer in eval mode.

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# The condition of an optimizer known only from its use (`optimizer.train()` on something built elsewhere).
+EVIDENCE = "train()/eval() are called on it"
+
 # `Built.path` steps: an element of a returned tuple (int) or a key / attribute of a returned dict,
 # dataclass or object (str).
 PathStep = int | str

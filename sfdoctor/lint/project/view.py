@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from .facts import Built, ClassFacts, Helper, ModuleSummary, Passed, Setting
+from .facts import EVIDENCE, Built, ClassFacts, Helper, ModuleSummary, Passed, Setting
 
 MAX_ALIAS_HOPS = 8  # re-exports followed through __init__.py files
 MAX_NAME_PARTS = 6
@@ -24,7 +24,8 @@ HOOKLESS_BASES = ("abc.", "typing.", "torch.", "object")
 
 @dataclass(frozen=True)
 class LightningClass:
-    """A LightningModule whose configure_optimizers (its own or a base class's) returns a ScheduleFree optimizer."""
+    """A LightningModule whose configure_optimizers (its own or a base class's) returns a ScheduleFree optimizer, or
+    whose methods switch the optimizer's mode (evidence from use)."""
 
     optimizer: Built
     methods: dict[str, tuple[str, ...]]  # what its methods, own or inherited, switch an optimizer to
@@ -249,6 +250,10 @@ class ProjectView:
             for method, modes in facts.methods:
                 methods.setdefault(method, modes)
             pending[:0] = [(where, b, local) for b in facts.bases]  # depth first, left to right, like most MROs
+        if optimizer is None and any(methods.values()):
+            # evidence from use: it switches the optimizer Lightning hands it (`self.optimizers().eval()`), which
+            # configure_optimizers builds from something this analysis cannot see (a config, a plain factory)
+            optimizer = Built((), "its optimizer", True, EVIDENCE, None, filename, 0)
         return LightningClass(optimizer, methods, certain) if reaches and optimizer is not None else None
 
     def lightning_named(self, importer: str, qualname: str) -> LightningClass | None:
