@@ -16,15 +16,7 @@ def fraction_conversions(context: FileContext) -> dict[str, cst.If]:
     found: dict[str, cst.If] = {}
     converted: set[str] = set()
     index = context.index
-    for statement in index.parent_statement:
-        if not isinstance(statement, cst.If):
-            continue
-        compared = _compared_below_one(statement.test)
-        if compared is None:
-            continue
-        targets = _multiplied_targets(statement, index)
-        if not targets:
-            continue
+    for statement, compared, targets in context.analysis(_conversions):
         text = index.code(compared)
         converted |= targets
         sources = {text}
@@ -34,6 +26,33 @@ def fraction_conversions(context: FileContext) -> dict[str, cst.If]:
         for source in sources:
             found.setdefault(source, statement)
     return {text: node for text, node in found.items() if text not in converted}
+
+
+def fraction_parameters(context: FileContext) -> dict[Function, tuple[str, ...]]:
+    """The parameters each function converts from a fraction of the run (OneTrainer's
+    `create_lr_scheduler(warmup_steps=...)`): what its callers pass is a fraction or a step count."""
+    found: dict[Function, tuple[str, ...]] = {}
+    for statement, compared, _ in context.analysis(_conversions):
+        function = context.index.function_of(statement)
+        if (
+            function is not None
+            and isinstance(compared, cst.Name)
+            and compared.value in function.params
+            and compared.value not in found.get(function, ())
+        ):
+            found[function] = (*found.get(function, ()), compared.value)
+    return found
+
+
+def _conversions(context: FileContext) -> list[tuple[cst.If, cst.BaseExpression, set[str]]]:
+    """Each `if X <= 1:` whose body assigns a product (`X *= total`): the `if`, X, and what it assigns."""
+    found = []
+    for statement in context.index.parent_statement:
+        if isinstance(statement, cst.If) and (compared := _compared_below_one(statement.test)) is not None:
+            targets = _multiplied_targets(statement, context.index)
+            if targets:
+                found.append((statement, compared, targets))
+    return found
 
 
 def _compared_below_one(test: cst.BaseExpression) -> cst.BaseExpression | None:
@@ -65,23 +84,3 @@ def _multiplied_targets(statement: cst.If, index: ModuleIndex) -> set[str]:
         ):
             targets |= {index.code(t.target) for t in node.targets}
     return targets
-
-
-def fraction_parameters(context: FileContext) -> dict[Function, tuple[str, ...]]:
-    """The parameters each function converts from a fraction of the run (OneTrainer's
-    `create_lr_scheduler(warmup_steps=...)`): what its callers pass is a fraction or a step count."""
-    found: dict[Function, tuple[str, ...]] = {}
-    for statement in context.index.parent_statement:
-        if not isinstance(statement, cst.If):
-            continue
-        function = context.index.function_of(statement)
-        compared = _compared_below_one(statement.test)
-        if (
-            function is not None
-            and isinstance(compared, cst.Name)
-            and compared.value in function.params
-            and compared.value not in found.get(function, ())
-            and _multiplied_targets(statement, context.index)
-        ):
-            found[function] = (*found.get(function, ()), compared.value)
-    return found

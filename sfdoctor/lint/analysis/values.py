@@ -20,7 +20,7 @@ from typing import Any
 import libcst as cst
 
 from ..project.configs import configured_factories
-from ..project.facts import Built, Helper
+from ..project.facts import Built, Helper, parameter_of
 from ..project.view import ProjectView
 from .index import Binding, Function, ModuleIndex, Unpacked, dotted_name, subscript_key
 
@@ -745,9 +745,7 @@ class Evaluator:
             name = f"{function.class_name}.{function.name}" if function.class_name else function.name
             names = [p for p in function.params if not (function.class_name and p in ("self", "cls"))]
             for passed in self.project.passed_to(self.filename, name):
-                parameter = passed.keyword if passed.keyword is not None else (
-                    names[passed.position] if passed.position is not None and passed.position < len(names) else None
-                )
+                parameter = parameter_of(passed.keyword, passed.position, names)
                 if parameter in function.params and parameter not in found:
                     built = passed.built
                     found[parameter] = OptimizerSite(

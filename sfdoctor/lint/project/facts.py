@@ -6,6 +6,7 @@ parsed modules) cross the process boundary, and the project view links them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 # The condition of an optimizer known only from its use (`optimizer.train()` on something built elsewhere).
@@ -41,6 +42,14 @@ class Helper:
     modes: tuple[tuple[str, str], ...] = ()  # (parameter, the mode the function leaves it in)
     calls: tuple[str, ...] = ()  # absolute names of what it calls, for saves made further down
     fractions: tuple[str, ...] = ()  # parameters it converts from a fraction of the run (`if w <= 1: w *= total`)
+
+
+def parameter_of(keyword: str | None, position: int | None, params: Sequence[str]) -> str | None:
+    """The parameter an argument handed over (`Passed`, `Setting`) binds: its keyword, or the positional
+    parameter at its position (params without self/cls)."""
+    if keyword is not None:
+        return keyword
+    return params[position] if position is not None and position < len(params) else None
 
 
 @dataclass(frozen=True)

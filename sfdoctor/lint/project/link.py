@@ -74,7 +74,7 @@ def link(
             fractions_seen = view.fraction_settings
         stale |= changed | set(_importers(view, results, words, helpers - builders, trainers_only=True))
         stale |= set(_importers(view, results, words, callee_modules, trainers_only=True, every_function=True))
-        callees = _packages_and_callees(view, results, paths) - changed
+        callees = _packages_and_callees(view, results, paths, exported) - changed
         if not callees and not changed:
             break
         batch = [(paths[d], d, "summary") for d in sorted(changed | callees)]
@@ -128,14 +128,16 @@ def _helper_exports(summary: ModuleSummary) -> dict:
     return {n: h for n, h in summary.helpers.items() if h.saves or h.evaluates or h.modes or h.handles_mode}
 
 
-def _packages_and_callees(view: ProjectView, results: dict[str, FileResult], paths: dict[str, Path]) -> set[str]:
+def _packages_and_callees(
+    view: ProjectView, results: dict[str, FileResult], paths: dict[str, Path], exported: dict[str, tuple]
+) -> set[str]:
     """Files not summarised yet that a summarised one needs: the `__init__.py` of the packages around a
     module that builds optimizers (they may re-export its factories), the project modules that a
     module which trains with a ScheduleFree optimizer imports (its helpers may save or evaluate), and
     the modules of the base classes of a class with Lightning hooks or configure_optimizers."""
     wanted = set()
     for display, summary in view.summaries.items():
-        if summary.built or any(_optimizer_exports(summary, view)[1]):
+        if summary.built or exported[display][0][1]:  # this round's `_optimizer_exports`: its classes
             package = display.rsplit("/", 1)[0] if "/" in display else ""
             while package:
                 wanted.add(f"{package}/__init__.py")

@@ -9,6 +9,7 @@ called (saves a model, evaluates, switches an optimizer's mode).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import replace
 
 import libcst as cst
@@ -72,13 +73,9 @@ def _warmups(context: FileContext, imported: list[tuple[CallSite, str]]) -> tupl
     the callee may read them as a fraction of the run, while an optimizer elsewhere takes them as steps."""
     found = []
     for site, name in imported:
-        positional = 0
-        for argument in site.node.args:
-            position = None if argument.keyword is not None or argument.star else positional
-            positional += position is not None
-            if argument.star or not isinstance(argument.value, cst.Attribute) or "warmup" not in argument.value.attr.value:
+        for argument, position, keyword in _handed(site):
+            if not isinstance(argument.value, cst.Attribute) or "warmup" not in argument.value.attr.value:
                 continue
-            keyword = argument.keyword.value if argument.keyword is not None else None
             row = context.location(argument.value)[0].row
             found.append(Setting(project_name(context, name), position, keyword, argument.value.attr.value,
                                  context.filename, row))
@@ -90,14 +87,10 @@ def _passes(context: FileContext, imported: list[tuple[CallSite, str]]) -> tuple
     found = []
     for site, name in imported:
         where = Where(site.statement, site.function)
-        positional = 0
-        for argument in site.node.args:
-            position = None if argument.keyword is not None or argument.star else positional
-            positional += position is not None
+        for argument, position, keyword in _handed(site):
             text = dotted_name(argument.value)
-            if argument.star or text is None or not OPTIMIZER_NAME.search(text.lower()):
+            if text is None or not OPTIMIZER_NAME.search(text.lower()):
                 continue
-            keyword = argument.keyword.value if argument.keyword is not None else None
             optimizers = context.evaluator.optimizers(argument.value, where)
             for optimizer in optimizers.sites:
                 built = _built(context, optimizer, (), None, None)
@@ -105,6 +98,19 @@ def _passes(context: FileContext, imported: list[tuple[CallSite, str]]) -> tuple
                     built = replace(built, possible=True, condition=_condition(context, optimizer, always=True))
                 found.append(Passed(project_name(context, name), position, keyword, built))
     return tuple(dict.fromkeys(found))
+
+
+def _handed(site: CallSite) -> Iterator[tuple[cst.Arg, int | None, str | None]]:
+    """The call's arguments (`*args`/`**kwargs` aside), each with its position or its keyword."""
+    positional = 0
+    for argument in site.node.args:
+        if argument.star:
+            continue
+        if argument.keyword is not None:
+            yield argument, None, argument.keyword.value
+        else:
+            yield argument, positional, None
+            positional += 1
 
 
 def project_name(context: FileContext, qualname: str) -> str:

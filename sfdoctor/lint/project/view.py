@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from .facts import EVIDENCE, Built, ClassFacts, Helper, ModuleSummary, Passed, Setting
+from .facts import EVIDENCE, Built, ClassFacts, Helper, ModuleSummary, Passed, Setting, parameter_of
 
 MAX_ALIAS_HOPS = 8  # re-exports followed through __init__.py files
 MAX_NAME_PARTS = 6
@@ -97,11 +97,7 @@ class ProjectView:
                 helper = located[0].helpers.get(located[1]) if located is not None else None
                 if helper is None:
                     continue
-                parameter = setting.keyword if setting.keyword is not None else (
-                    helper.params[setting.position] if setting.position is not None and setting.position < len(helper.params)
-                    else None
-                )
-                if parameter in helper.fractions:
+                if parameter_of(setting.keyword, setting.position, helper.params) in helper.fractions:
                     found.setdefault(setting.attribute, (setting, f"{located[1]}() in {located[0].filename}"))
         return found
 
