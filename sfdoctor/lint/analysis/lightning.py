@@ -68,11 +68,10 @@ def _calls_super(context: FileContext, function: Function) -> bool:
     )
 
 
-def switches(context: FileContext, function: Function | None, mode: str) -> bool:
-    """`self.optimizers().train()`, `opt.train()`, `for opt in self.trainer.optimizers: opt.train()` in
-    `function` (None: anywhere in the file)."""
-    switching = context.analysis(_switching)
-    return (function, mode) in switching or (function is None and mode in {m for _, m in switching})
+def switches(context: FileContext, mode: str) -> bool:
+    """`self.optimizers().train()`, `opt.train()`, `for opt in self.trainer.optimizers: opt.train()`
+    anywhere in the file."""
+    return any(switched == mode for _, switched in context.analysis(_switching))
 
 
 def _switching(context: FileContext) -> set[tuple[Function | None, str]]:

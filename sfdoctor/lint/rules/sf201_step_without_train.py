@@ -60,7 +60,7 @@ class StepWithoutTrain(Rule):
     def _lightning(self) -> None:
         """Lightning calls step() itself: with no train() anywhere, its first step raises."""
         modules = self.context.analysis(lightning_modules)
-        if not modules or switches(self.context, None, "train"):
+        if not modules or switches(self.context, "train"):
             return
         for module in modules:
             optimizer = module.optimizer
