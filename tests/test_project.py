@@ -144,13 +144,13 @@ def test_a_second_run_takes_unchanged_files_from_the_cache(tmp_path: Path, monke
     shutil.copytree(PROJECTS / "factory_tuple", project, ignore=shutil.ignore_patterns(".sfdoctor_cache"))
     monkeypatch.chdir(project)
     linted: list[str] = []
-    real_round = engine._lint_round
+    real_run = engine.Workers.run
 
-    def counting_round(jobs: list, settings: engine.Settings, workers: int) -> list:
-        linted.extend(display for _, display, _ in jobs)
-        return real_round(jobs, settings, workers)
+    def counting_run(workers: engine.Workers, jobs: list, settings: engine.Settings) -> list:
+        linted.extend(display for _, display, _, _ in jobs)
+        return real_run(workers, jobs, settings)
 
-    monkeypatch.setattr(engine, "_lint_round", counting_round)
+    monkeypatch.setattr(engine.Workers, "run", counting_run)
     first = CliRunner().invoke(cli, ["lint", "--output-format", "json", "."])
     assert linted and (project / ".sfdoctor_cache" / "lint.pickle").is_file()
     linted.clear()
@@ -162,6 +162,27 @@ def test_a_second_run_takes_unchanged_files_from_the_cache(tmp_path: Path, monke
     linted.clear()
     CliRunner().invoke(cli, ["lint", "--no-cache", "--output-format", "json", "."])
     assert "fine_tune.py" in linted
+
+
+def test_each_file_is_parsed_once_although_it_is_summarised_in_rounds_and_checked_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import libcst
+
+    project = tmp_path / "project"
+    shutil.copytree(PROJECTS / "factory_tuple", project, ignore=shutil.ignore_patterns(".sfdoctor_cache"))
+    monkeypatch.chdir(project)
+    parsed: list[bytes] = []
+    real_parse = libcst.parse_module
+
+    def counting_parse(source: bytes) -> libcst.Module:
+        parsed.append(source)
+        return real_parse(source)
+
+    monkeypatch.setattr(libcst, "parse_module", counting_parse)
+    result = CliRunner().invoke(cli, ["lint", "--no-cache", "--jobs", "1", "--output-format", "json", "."])
+    assert json.loads(result.stdout) and len(parsed) >= 3
+    assert len(set(parsed)) == len(parsed)
 
 
 def test_a_run_answered_by_the_cache_loads_neither_libcst_nor_the_rules(tmp_path: Path) -> None:

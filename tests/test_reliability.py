@@ -460,3 +460,27 @@ def test_no_mode_fix_is_offered_where_it_could_not_settle(script: str) -> None:
     write("train.py", script)
     findings = json.loads(lint("--output-format", "json", "train.py").stdout)
     assert [(f["code"], f["fix"]) for f in findings] in ([("SF201", None)], [("SF203", None)])
+
+
+# -- a worker process that dies mid-run (killed, out of memory) costs time, not findings ------------
+
+
+def test_files_of_a_worker_that_died_between_rounds_are_linted_in_the_main_process() -> None:
+    from sfdoctor.lint.engine import Settings, Workers
+    from sfdoctor.lint.project.view import ProjectView
+
+    names = [f"train_{i}.py" for i in range(20)]
+    for name in names:
+        write(name, ZERO_LR)
+    settings = Settings(project=ProjectView({name: name[:-3] for name in names}))
+    jobs = [(Path(name), name, "", True) for name in names]
+    workers = Workers(2)
+    try:
+        first = workers.run(jobs, settings)
+        workers._processes[0].kill()
+        workers._processes[0].join()
+        second = workers.run(jobs, settings)
+    finally:
+        workers.close()
+    assert [[f.code for f in r.findings] for r in first] == [["SF110"]] * 20
+    assert [[f.code for f in r.findings] for r in second] == [["SF110"]] * 20

@@ -19,7 +19,7 @@ from .files.magics import without_magics
 from .files.source import utf8_source
 from .project.summary import summarise
 from .project.view import ProjectView
-from .rule import FileContext, discover_rules, source_lines
+from .rule import FileContext, ParsedFile, discover_rules, source_lines
 
 SYNTAX_ERROR = RuleInfo("SF000", "syntax-error", "error", "A file that does not parse.")
 NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
@@ -28,32 +28,47 @@ TOO_DEEP = "the code nests too deeply for the analysis (Python's recursion limit
 PARSER_LIMIT = "Python parses it but libcst, the parser sfdoctor uses, does not (one of its limits)"
 
 
-def lint_source(filename: str, data: bytes, settings: Settings, force: bool = False, rules: bool = True) -> FileResult:
+# The files this process parsed during a lint run (`keep`), by name, with their bytes: the project
+# analysis summarises a file in a round and checks it with the rules at the end. `forget_parsed` empties it.
+_kept: dict[str, tuple[bytes, ParsedFile, int]] = {}
+KEEP_LINES = 150_000  # a parsed line costs about 3 KiB: at most about 450 MiB per process
+
+
+def lint_source(
+    filename: str, data: bytes, settings: Settings, force: bool = False, rules: bool = True, keep: bool = False
+) -> FileResult:
     """Lint one file's bytes (`force`: even when the prefilter finds nothing in it, because it uses
-    what another module defines; without `rules`, only its project summary is wanted: a module whose
-    helpers a training module calls). Never raises: a crashing rule becomes an internal error line."""
+    what another module defines). With `rules` the rules run; without, only the file's project summary
+    is wanted (the linking rounds). `keep`: keep the parsed file for the next lint of the same bytes.
+    Never raises: a crashing rule becomes an internal error line."""
     data = without_magics(utf8_source(data))  # IPython lines (notebooks and their exports) read as blank
     result = FileResult(lines=data.count(b"\n"))
     if settings.prefilter and not force and not settings.prefilter_pattern.search(data):
         return result
     result.analysed = True
-    result.summary_only = not rules
+    kept = _kept.get(filename)
+    parsed = kept[1] if kept is not None and kept[0] == data else None
+    if parsed is None:
+        try:
+            module = cst.parse_module(data)
+        except cst.ParserSyntaxError as error:
+            finding = _python_syntax_error(filename, data, error)
+            if finding is None:
+                result.errors.append(f"{filename}: not analysed: {PARSER_LIMIT}")
+            else:
+                result.findings.append(finding)
+            return result
+        except (UnicodeDecodeError, LookupError, SyntaxError, ValueError) as error:
+            result.findings.append(_syntax_error(filename, 1, 1, f"cannot decode the file: {error}"))
+            return result
     try:
-        module = cst.parse_module(data)
-    except cst.ParserSyntaxError as error:
-        finding = _python_syntax_error(filename, data, error)
-        if finding is None:
-            result.errors.append(f"{filename}: not analysed: {PARSER_LIMIT}")
-        else:
-            result.findings.append(finding)
-        return result
-    except (UnicodeDecodeError, LookupError, SyntaxError, ValueError) as error:
-        result.findings.append(_syntax_error(filename, 1, 1, f"cannot decode the file: {error}"))
-        return result
-    try:
+        if parsed is None:
+            parsed = ParsedFile(module)
+            if keep and sum(lines for _, _, lines in _kept.values()) + result.lines <= KEEP_LINES:
+                _kept[filename] = (data, parsed, result.lines)
         # a file linted on its own is a project of one module: the same analysis as in a run
         project = settings.project or ProjectView({filename: Path(filename).stem})
-        context = FileContext(filename, module, settings.factories, project)
+        context = FileContext(filename, parsed, settings.factories, project)
     except RecursionError:
         result.errors.append(f"{filename}: not analysed: {TOO_DEEP}")
         return result
@@ -73,7 +88,7 @@ def lint_source(filename: str, data: bytes, settings: Settings, force: bool = Fa
             )
     if context.findings:
         result.findings = _unsuppressed(context, data)
-    if settings.project is not None and filename in settings.project.modules:
+    if not rules and settings.project is not None and filename in settings.project.modules:
         try:
             result.summary = summarise(context, settings.project.modules[filename])
         except RecursionError:
@@ -83,6 +98,11 @@ def lint_source(filename: str, data: bytes, settings: Settings, force: bool = Fa
     if gave_up:
         result.errors.append(f"{filename}: not analysed by {', '.join(gave_up)}: {TOO_DEEP}")
     return result
+
+
+def forget_parsed() -> None:
+    """The end of a lint run: the files kept for it are dropped."""
+    _kept.clear()
 
 
 def _python_syntax_error(filename: str, data: bytes, error: cst.ParserSyntaxError) -> Finding | None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import re
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from ..findings import Finding
@@ -58,7 +59,6 @@ class FileResult:
     lines: int = 0
     analysed: bool = False
     summary: ModuleSummary | None = None  # what the module tells the rest of the project
-    summary_only: bool = False  # the rules did not run: the findings are still to come
 
 
 @dataclass
@@ -71,12 +71,14 @@ class LintResult:
     project: ProjectView | None = None  # the view the files were linted with (fixes re-lint with it)
 
 
-# Why a file is linted in a round: the prefilter picks it (""), it uses what another module exports
-# ("uses"), or a training module calls its helpers and only its summary is wanted ("summary").
-Job = tuple[Path, str, str]
+# Why a file is linted: the prefilter picks it (""), it uses what another module exports ("uses"), or a
+# training module calls its helpers ("summary"); and whether the rules run (at the end, with the final
+# view) or only the file's summary is wanted (in the linking rounds).
+Job = tuple[Path, str, str, bool]
 
 
-def _lint_path(path: Path, display: str, settings: Settings, why: str = "") -> FileResult:
+def _lint_job(job: Job, settings: Settings) -> FileResult:
+    path, display, why, rules = job
     wanted = settings.prefilter_pattern if settings.prefilter and not why else None
     try:
         data = read_source(path, settings.max_file_size, wanted)
@@ -88,42 +90,94 @@ def _lint_path(path: Path, display: str, settings: Settings, why: str = "") -> F
         return FileResult()
     from .checker import lint_source
 
-    return lint_source(display, data, settings, force=bool(why), rules=why != "summary")
+    return lint_source(display, data, settings, force=bool(why), rules=rules, keep=True)
 
 
-_worker_settings: Settings | None = None
+def _serve(connection: Connection) -> None:
+    """A worker: lint each batch of jobs sent, until None comes."""
+    while (message := connection.recv()) is not None:
+        settings, batch = message
+        connection.send([_lint_job(job, settings) for job in batch])
 
 
-def _init_worker(settings: Settings) -> None:
-    global _worker_settings
-    _worker_settings = settings
+class Workers:
+    """Worker processes kept for the whole run, each file always sent to the same one: it keeps the
+    files it parsed (`lint_source(keep=True)`), so a file summarised in a round and checked by the rules
+    at the end is parsed once. Started on the first batch with enough work for them."""
 
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._connections: list[Connection] = []
+        self._processes: list[multiprocessing.process.BaseProcess] = []
+        self._owner: dict[str, int] = {}
+        self._busy: set[int] = set()  # workers sent a batch whose results were not read yet
 
-def _lint_in_worker(job: Job) -> FileResult:
-    assert _worker_settings is not None
-    return _lint_path(job[0], job[1], _worker_settings, job[2])
+    def run(self, batch: list[Job], settings: Settings) -> list[FileResult]:
+        if not batch:
+            return []  # all answered from the cache: libcst is never loaded
+        from . import checker  # noqa: F401 - loaded here, before the workers fork: each would load libcst again
 
-
-def _lint_round(jobs_list: list[Job], settings: Settings, jobs: int) -> list[FileResult]:
-    """Lint (path, display name, why) jobs, in worker processes when there is enough work for them."""
-    if not jobs_list:
-        return []  # all answered from the cache: libcst is never loaded
-    from . import checker  # noqa: F401 - loaded here, before the workers fork: each would load libcst again
-
-    sizes = [_size(path) for path, _, _ in jobs_list]
-    if jobs > 1 and len(jobs_list) > 1 and (len(jobs_list) >= PARALLEL_THRESHOLD or sum(sizes) >= PARALLEL_BYTES):
-        # the largest files first, so that the workers finish together
-        order = sorted(range(len(jobs_list)), key=lambda i: -sizes[i])
-        # fork is cheap and keeps the imported rules; elsewhere use the platform default
-        context = multiprocessing.get_context("fork") if sys.platform == "linux" else None
-        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(settings,)) as pool:
-            chunks = max(1, min(64, len(jobs_list) // (jobs * 8)))
-            done = pool.map(_lint_in_worker, [jobs_list[i] for i in order], chunksize=chunks)
-            results: list[FileResult] = [FileResult()] * len(jobs_list)
-            for position, result in zip(order, done):
+        sizes = [_size(path) for path, _, _, _ in batch]
+        if not self._connections and not (
+            self.count > 1 and len(batch) > 1 and (len(batch) >= PARALLEL_THRESHOLD or sum(sizes) >= PARALLEL_BYTES)
+        ):
+            return [_lint_job(job, settings) for job in batch]
+        self._start()
+        shares: list[list[int]] = [[] for _ in self._connections]
+        load = [0] * len(shares)
+        # a file goes to the worker that holds it; the others, largest first, to the least loaded
+        for position in sorted(range(len(batch)), key=lambda i: (batch[i][1] not in self._owner, -sizes[i])):
+            owner = self._owner.setdefault(batch[position][1], min(range(len(load)), key=load.__getitem__))
+            shares[owner].append(position)
+            load[owner] += sizes[position]
+        for worker, share in enumerate(shares):
+            try:
+                self._connections[worker].send((settings, [batch[i] for i in share]))
+                self._busy.add(worker)
+            except OSError:
+                pass  # it died in an earlier batch
+        results: list[FileResult] = [FileResult()] * len(batch)
+        for worker, share in enumerate(shares):
+            done = None
+            if worker in self._busy:
+                try:
+                    done = self._connections[worker].recv()
+                except EOFError:
+                    pass  # it died (out of memory, killed)
+                self._busy.discard(worker)
+            if done is None:  # a dead worker's share is linted here
+                done = [_lint_job(batch[i], settings) for i in share]
+            for position, result in zip(share, done):
                 results[position] = result
-            return results
-    return [_lint_path(path, display, settings, why) for path, display, why in jobs_list]
+        return results
+
+    def _start(self) -> None:
+        if self._connections:
+            return
+        # fork is cheap and keeps the imported rules; elsewhere use the platform default
+        context = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
+        for _ in range(self.count):
+            ours, theirs = context.Pipe()
+            process = context.Process(target=_serve, args=(theirs,), daemon=True)
+            process.start()
+            theirs.close()
+            self._connections.append(ours)
+            self._processes.append(process)
+
+    def close(self) -> None:
+        """Idle workers stop; one still busy (the run was interrupted) is stopped."""
+        for worker, (connection, process) in enumerate(zip(self._connections, self._processes)):
+            if worker in self._busy:
+                process.terminate()
+                continue
+            try:
+                connection.send(None)
+            except OSError:
+                pass  # it died already
+        for process in self._processes:
+            process.join()
+        if "sfdoctor.lint.checker" in sys.modules:
+            sys.modules["sfdoctor.lint.checker"].forget_parsed()
 
 
 def _size(path: Path) -> int:
@@ -133,9 +187,7 @@ def _size(path: Path) -> int:
         return 0  # the lint reports it
 
 
-def _cached_round(
-    batch: list[Job], settings: Settings, jobs: int, cache: ResultCache
-) -> list[FileResult]:
+def _cached_round(batch: list[Job], settings: Settings, workers: Workers, cache: ResultCache) -> list[FileResult]:
     """One round of the project lint: files the prefilter skips and files whose bytes, settings and
     project view are unchanged since the last run are answered here; the rest go to the workers."""
     assert settings.project is not None
@@ -146,7 +198,7 @@ def _cached_round(
     wanted = settings.prefilter_pattern if settings.prefilter else None
     answered: dict[str, FileResult] = {}
     keys: dict[str, str] = {}
-    for path, display, why in batch:
+    for path, display, why, rules in batch:
         try:
             data = read_source(path, settings.max_file_size, None if why else wanted)
         except (OSError, NotLintable):
@@ -158,16 +210,16 @@ def _cached_round(
         if settings.prefilter and not why and not settings.prefilter_pattern.search(data):
             answered[display] = FileResult(lines=data.count(b"\n"))
             continue
-        keys[display] = cache.key(data, display, why, context)
+        keys[display] = cache.key(data, display, why, rules, context)
         found = cache.get(keys[display])
         if found is not None:
             answered[display] = found
     misses = [job for job in batch if job[1] not in answered]
-    for (_, display, _), result in zip(misses, _lint_round(misses, settings, jobs)):
+    for (_, display, _, _), result in zip(misses, workers.run(misses, settings)):
         answered[display] = result
         if display in keys and not result.errors:
             cache.put(keys[display], result)
-    return [answered[display] for _, display, _ in batch]
+    return [answered[display] for _, display, _, _ in batch]
 
 
 def lint_files(
@@ -175,9 +227,18 @@ def lint_files(
 ) -> LintResult:
     """Lint the files as one project: each file with what the others define (see `project.link`);
     with `cache_folder`, reuse the results of files that did not change."""
-    jobs = jobs or os.cpu_count() or 1
     cache = ResultCache(cache_folder)
-    results, project = link(files, settings, lambda batch, linked: _cached_round(batch, linked, jobs, cache))
+    workers = Workers(jobs or os.cpu_count() or 1)
+    # The parser makes millions of small objects that live as long as their file's analysis, and the
+    # parsed files are kept for the run: at the default thresholds the collector walks them again and
+    # again (a fifth of the run). Collections stay on, just rarer; the workers inherit it.
+    thresholds = gc.get_threshold()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        results, project = link(files, settings, lambda batch, linked: _cached_round(batch, linked, workers, cache))
+    finally:
+        workers.close()
+        gc.set_threshold(*thresholds)
     cache.save()
     total = LintResult(files=len(files), project=project)
     for result in results.values():

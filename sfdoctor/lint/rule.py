@@ -21,15 +21,34 @@ from .project.view import ProjectView
 T = TypeVar("T")
 
 
+class ParsedFile:
+    """A parsed module and what follows from its code alone: kept while the project analysis may lint
+    the file again (summarised in a round, checked at the end), with another project view."""
+
+    def __init__(self, module: cst.Module) -> None:
+        self.module = module
+        self.index = ModuleIndex(module)
+
+    @cached_property
+    def positions(self) -> Positions:
+        # only files that report anything pay for positions
+        return Positions(self.module, frozenset(map(id, self.index.block)))
+
+
 class FileContext:
     """One parsed file: its index, an evaluator, and the findings reported so far."""
 
     def __init__(
-        self, filename: str, module: cst.Module, factories: frozenset[str], project: ProjectView | None = None
+        self,
+        filename: str,
+        module: cst.Module | ParsedFile,
+        factories: frozenset[str],
+        project: ProjectView | None = None,
     ) -> None:
         self.filename = filename
-        self.module = module
-        self.index = ModuleIndex(module)
+        self.parsed = module if isinstance(module, ParsedFile) else ParsedFile(module)
+        self.module = self.parsed.module
+        self.index = self.parsed.index
         self.evaluator = Evaluator(self.index, factories, project, filename)
         self.findings: list[Finding] = []
         self._analyses: dict[Callable, object] = {}
@@ -45,13 +64,8 @@ class FileContext:
             self._analyses[build] = build(self)
         return self._analyses[build]  # type: ignore[return-value]
 
-    @cached_property
-    def positions(self) -> Positions:
-        # only files that report anything pay for positions
-        return Positions(self.module, frozenset(map(id, self.index.block)))
-
     def position(self, node: cst.CSTNode) -> CodeRange:
-        return self.positions[node]
+        return self.parsed.positions[node]
 
     def location(self, node: cst.CSTNode) -> tuple[Location, Location]:
         code_range = self.position(node)

@@ -1,12 +1,11 @@
-"""Phase 2 of the project analysis: link the summaries and lint the files that use them.
+"""Phase 2 of the project analysis: link the summaries, then run the rules with the linked view.
 
-Round 0 lints the files the prefilter picks (they name ScheduleFree or a configured factory) and
-collects their summaries. Each later round links the summaries into a new `ProjectView` and
-summarises what the new view may change: files that import a module whose exports changed (among
-them files that never name ScheduleFree: a trainer that gets its optimizer from
-`library.train_util`), and the project modules a training module calls. Rounds stop when no
-module's exports change; then the rules run once, with the final view, on every file whose
-findings count and whose last lint with rules saw an older view.
+Round 0 summarises the files the prefilter picks (they name ScheduleFree or a configured factory).
+Each later round links the summaries into a new `ProjectView` and summarises what the new view may
+change: files that import a module whose exports changed (among them files that never name
+ScheduleFree: a trainer that gets its optimizer from `library.train_util`), and the project modules a
+training module calls. Rounds stop when no module's exports change; then the rules run once, with the
+final view, on every file whose findings count.
 """
 
 from __future__ import annotations
@@ -37,50 +36,37 @@ def link(
     view they were linted with."""
     view = ProjectView(module_names(files), configured=configured_optimizers(files))
     paths = {display: path for path, display in files}
+    if not settings.prefilter:  # a benchmark of the analysis itself: every file linted once, on its own
+        batch = [(path, display, "", True) for path, display in files]
+        return dict(zip(paths, run(batch, replace(settings, project=view)))), view
     words = SourceWords(paths)
-    batch: list[Job] = [(path, display, "uses" if _builds_from_config(view, path) else "") for path, display in files]
+    batch: list[Job] = [(path, display, "uses" if _builds_from_config(view, path) else "", False)
+                        for path, display in files]
     results: dict[str, FileResult] = {}
     exported: dict[str, tuple] = {}
     checked: set[str] = set()  # files whose findings count: the prefilter's, and files using another's exports
-    stale: set[str] = set()  # linted with rules, then the view changed what they use
-    callees: set[str] = set()  # files summarised for the training modules that call them
-    fractions_seen: dict[str, tuple] = {}  # the settings read as fractions that the rules have seen
-    # with the prefilter off (a benchmark of the analysis itself) every file is linted once, on its own view
-    for _ in range(MAX_ROUNDS if settings.prefilter else 1):
-        results.update(zip((display for _, display, _ in batch), run(batch, replace(settings, project=view))))
-        checked |= {d for _, d, why in batch if why != "summary" and results[d].analysed}
+    for _ in range(MAX_ROUNDS):
+        results.update(zip((display for _, display, _, _ in batch), run(batch, replace(settings, project=view))))
+        checked |= {d for _, d, why, _ in batch if why != "summary" and results[d].analysed}
         summaries = {d: r.summary for d, r in results.items() if r.summary is not None}
-        callee_modules = {summaries[d].module for d in callees if d in summaries}
         view = view.with_summaries(summaries)
-        builders, helpers, handed = set(), set(), set()
+        builders, handed = set(), set()
         for display, summary in summaries.items():
-            before = exported.get(display, ((), (), (), set()))
-            now = exported[display] = (_optimizer_exports(summary, view), _helper_exports(summary), _received(summary, view),
-                                       _lightning_judged(summary, view))
+            before = exported.get(display, ((), ()))
+            now = exported[display] = (_optimizer_exports(summary, view), _received(summary, view))
             if now[0] != before[0] and any(now[0]):
                 builders.add(summary.module)
             if now[1] != before[1] and now[1]:
-                helpers.add(summary.module)
-            if now[2] != before[2] and now[2]:
                 handed.add(display)  # another module now hands its functions a ScheduleFree optimizer
-            if now[3] != before[3]:
-                stale.add(display)  # a base class of its LightningModules arrived, or a subclass (SF201, SF404)
         # their summaries may change (what they build, hand on, train): summarised again next round
-        changed = handed | set(_importers(view, results, words, builders, trainers_only=False))
+        changed = handed | set(_importers(view, results, words, builders))
         checked |= changed
-        # their findings may change: the rules run again at the end
-        if view.fraction_settings != fractions_seen:  # rare: a setting read as a fraction in another module
-            stale |= checked
-            fractions_seen = view.fraction_settings
-        stale |= changed | set(_importers(view, results, words, helpers - builders, trainers_only=True))
-        stale |= set(_importers(view, results, words, callee_modules, trainers_only=True, every_function=True))
         callees = _packages_and_callees(view, results, paths, exported) - changed
         if not callees and not changed:
             break
-        batch = [(paths[d], d, "summary") for d in sorted(changed | callees)]
-    final = sorted(d for d in checked if d in stale or results[d].summary_only)
-    if final:
-        results.update(zip(final, run([(paths[d], d, "uses") for d in final], replace(settings, project=view))))
+        batch = [(paths[d], d, "summary", False) for d in sorted(changed | callees)]
+    final = [(paths[d], d, "uses", True) for d in sorted(checked)]
+    results.update(zip(sorted(checked), run(final, replace(settings, project=view))))
     return results, view
 
 
@@ -109,13 +95,6 @@ def _optimizer_exports(summary: ModuleSummary, view: ProjectView) -> tuple:
     classes = {n: (c.schedulefree, c.attributes, view.lightning(summary.filename, n, summary.classes))
                for n, c in summary.classes.items()}
     return summary.built, {n: c for n, c in classes.items() if any(c)}, reexports
-
-
-def _lightning_judged(summary: ModuleSummary, view: ProjectView) -> dict:
-    """What SF201 and SF404 judge its classes by: what each inherits, and whether a subclass takes over."""
-    judged = {n: (view.lightning(summary.filename, n, summary.classes), view.subclassed(summary.filename, n))
-              for n in summary.classes}
-    return {n: j for n, j in judged.items() if any(j)}
 
 
 def _received(summary: ModuleSummary, view: ProjectView) -> tuple:
@@ -160,31 +139,24 @@ def _importers(
     results: dict[str, FileResult],
     words: SourceWords,
     modules: set[str],
-    trainers_only: bool,
-    every_function: bool = False,
 ) -> list[str]:
-    """Files that import one of `modules`: summarised ones by the exports they call (with
-    `trainers_only`, those that train with a ScheduleFree optimizer: a save helper matters to them
-    alone; with `every_function`, any function of it counts), others by an import line naming the
-    module and a word naming something it exports."""
+    """Files that import one of `modules`: summarised ones by the exports they call, others by an
+    import line naming the module and a word naming something it exports."""
     if not modules:
         return []
     exporting = [s for s in view.summaries.values() if s.module in modules]
     stems = {s.module.rsplit(".", 1)[-1] for s in exporting}
-    exports = [(*_optimizer_exports(s, view), s.helpers if every_function else _helper_exports(s)) for s in exporting]
+    exports = [(*_optimizer_exports(s, view), _helper_exports(s)) for s in exporting]
     names = {n.split(".")[0] for parts in exports for part in parts for n in part}
     found = []
     for display, result in results.items():
         summary = result.summary
         if summary is not None:
-            if (
-                summary.module not in modules
-                and (summary.trains or not trainers_only)
-                and any(_calls_export(view, display, used, modules, names) for used in summary.uses)
-            ):
+            if summary.module not in modules and any(_calls_export(view, display, used, modules, names)
+                                                     for used in summary.uses):
                 found.append(display)
             continue
-        if trainers_only or result.analysed:
+        if result.analysed:
             continue  # parsed and failed (SF000), or a module that does not train: nothing to add
         if words.imports(display, stems, names):
             found.append(display)
