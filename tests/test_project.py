@@ -147,7 +147,7 @@ def test_a_second_run_takes_unchanged_files_from_the_cache(tmp_path: Path, monke
     real_run = engine.Workers.run
 
     def counting_run(workers: engine.Workers, jobs: list, settings: engine.Settings) -> list:
-        linted.extend(display for _, display, _, _ in jobs)
+        linted.extend(job.display for job in jobs)
         return real_run(workers, jobs, settings)
 
     monkeypatch.setattr(engine.Workers, "run", counting_run)

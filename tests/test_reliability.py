@@ -467,13 +467,14 @@ def test_no_mode_fix_is_offered_where_it_could_not_settle(script: str) -> None:
 
 def test_files_of_a_worker_that_died_between_rounds_are_linted_in_the_main_process() -> None:
     from sfdoctor.lint.engine import Settings, Workers
+    from sfdoctor.lint.project.link import Job
     from sfdoctor.lint.project.view import ProjectView
 
     names = [f"train_{i}.py" for i in range(20)]
     for name in names:
         write(name, ZERO_LR)
     settings = Settings(project=ProjectView({name: name[:-3] for name in names}))
-    jobs = [(Path(name), name, "", True) for name in names]
+    jobs = [Job(Path(name), name) for name in names]
     workers = Workers(2)
     try:
         first = workers.run(jobs, settings)

@@ -17,7 +17,7 @@ from .cache import ResultCache
 from .files.source import DEFAULT_MAX_FILE_SIZE, MEGABYTE, NotLintable, read_source, utf8_source
 from .project.configs import configured_factories
 from .project.facts import ModuleSummary
-from .project.link import link
+from .project.link import Job, link
 from .project.view import ProjectView
 
 # Every finding needs a ScheduleFree optimizer or a `schedule_free_*` Trainer option in the file.
@@ -71,26 +71,19 @@ class LintResult:
     project: ProjectView | None = None  # the view the files were linted with (fixes re-lint with it)
 
 
-# Why a file is linted: the prefilter picks it (""), it uses what another module exports ("uses"), or a
-# training module calls its helpers ("summary"); and whether the rules run (at the end, with the final
-# view) or only the file's summary is wanted (in the linking rounds).
-Job = tuple[Path, str, str, bool]
-
-
 def _lint_job(job: Job, settings: Settings) -> FileResult:
-    path, display, why, rules = job
-    wanted = settings.prefilter_pattern if settings.prefilter and not why else None
+    wanted = settings.prefilter_pattern if settings.prefilter and not job.why else None
     try:
-        data = read_source(path, settings.max_file_size, wanted)
+        data = read_source(job.path, settings.max_file_size, wanted)
     except OSError as error:
-        return FileResult(errors=[f"{display}: cannot read: {error.strerror or error}"])
+        return FileResult(errors=[f"{job.display}: cannot read: {error.strerror or error}"])
     except NotLintable as reason:
-        return FileResult(errors=[f"{display}: not analysed: {reason}"])
+        return FileResult(errors=[f"{job.display}: not analysed: {reason}"])
     if data is None:
         return FileResult()
     from .checker import lint_source
 
-    return lint_source(display, data, settings, force=bool(why), rules=rules, keep=True)
+    return lint_source(job.display, data, settings, force=bool(job.why), rules=job.rules, keep=True)
 
 
 def _serve(connection: Connection) -> None:
@@ -117,7 +110,7 @@ class Workers:
             return []  # all answered from the cache: libcst is never loaded
         from . import checker  # noqa: F401 - loaded here, before the workers fork: each would load libcst again
 
-        sizes = [_size(path) for path, _, _, _ in batch]
+        sizes = [_size(job.path) for job in batch]
         if not self._connections and not (
             self.count > 1 and len(batch) > 1 and (len(batch) >= PARALLEL_THRESHOLD or sum(sizes) >= PARALLEL_BYTES)
         ):
@@ -126,8 +119,8 @@ class Workers:
         shares: list[list[int]] = [[] for _ in self._connections]
         load = [0] * len(shares)
         # a file goes to the worker that holds it; the others, largest first, to the least loaded
-        for position in sorted(range(len(batch)), key=lambda i: (batch[i][1] not in self._owner, -sizes[i])):
-            owner = self._owner.setdefault(batch[position][1], min(range(len(load)), key=load.__getitem__))
+        for position in sorted(range(len(batch)), key=lambda i: (batch[i].display not in self._owner, -sizes[i])):
+            owner = self._owner.setdefault(batch[position].display, min(range(len(load)), key=load.__getitem__))
             shares[owner].append(position)
             load[owner] += sizes[position]
         for worker, share in enumerate(shares):
@@ -198,28 +191,29 @@ def _cached_round(batch: list[Job], settings: Settings, workers: Workers, cache:
     wanted = settings.prefilter_pattern if settings.prefilter else None
     answered: dict[str, FileResult] = {}
     keys: dict[str, str] = {}
-    for path, display, why, rules in batch:
+    for job in batch:
+        display = job.display
         try:
-            data = read_source(path, settings.max_file_size, None if why else wanted)
+            data = read_source(job.path, settings.max_file_size, None if job.why else wanted)
         except (OSError, NotLintable):
             continue  # the worker reports it
         if data is None:
             answered[display] = FileResult()  # over the size limit and no mention of schedulefree
             continue
         data = utf8_source(data)
-        if settings.prefilter and not why and not settings.prefilter_pattern.search(data):
+        if settings.prefilter and not job.why and not settings.prefilter_pattern.search(data):
             answered[display] = FileResult(lines=data.count(b"\n"))
             continue
-        keys[display] = cache.key(data, display, why, rules, context)
+        keys[display] = cache.key(data, display, job.why, job.rules, context)
         found = cache.get(keys[display])
         if found is not None:
             answered[display] = found
-    misses = [job for job in batch if job[1] not in answered]
-    for (_, display, _, _), result in zip(misses, workers.run(misses, settings)):
+    misses = [job for job in batch if job.display not in answered]
+    for display, result in zip((job.display for job in misses), workers.run(misses, settings)):
         answered[display] = result
         if display in keys and not result.errors:
             cache.put(keys[display], result)
-    return [answered[display] for _, display, _, _ in batch]
+    return [answered[job.display] for job in batch]
 
 
 def lint_files(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,9 +22,21 @@ from .facts import ModuleSummary
 from .view import ProjectView, module_names
 
 if TYPE_CHECKING:
-    from ..engine import FileResult, Job, Settings
+    from ..engine import FileResult, Settings
 
 MAX_ROUNDS = 8  # each round summarises only what the previous one changed
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file to lint, and why: the prefilter picks it (""), it uses what another module exports
+    ("uses"), or a training module calls its helpers ("summary"). The rules run at the end, with the
+    final view; in the linking rounds only the file's summary is wanted (`rules` false)."""
+
+    path: Path
+    display: str
+    why: str = ""
+    rules: bool = True
 
 
 def link(
@@ -37,17 +49,16 @@ def link(
     view = ProjectView(module_names(files), configured=configured_optimizers(files))
     paths = {display: path for path, display in files}
     if not settings.prefilter:  # a benchmark of the analysis itself: every file linted once, on its own
-        batch = [(path, display, "", True) for path, display in files]
+        batch = [Job(path, display) for path, display in files]
         return dict(zip(paths, run(batch, replace(settings, project=view)))), view
     words = SourceWords(paths)
-    batch: list[Job] = [(path, display, "uses" if _builds_from_config(view, path) else "", False)
-                        for path, display in files]
+    batch = [Job(path, display, "uses" if _builds_from_config(view, path) else "", False) for path, display in files]
     results: dict[str, FileResult] = {}
     exported: dict[str, tuple] = {}
     checked: set[str] = set()  # files whose findings count: the prefilter's, and files using another's exports
     for _ in range(MAX_ROUNDS):
-        results.update(zip((display for _, display, _, _ in batch), run(batch, replace(settings, project=view))))
-        checked |= {d for _, d, why, _ in batch if why != "summary" and results[d].analysed}
+        results.update(zip((job.display for job in batch), run(batch, replace(settings, project=view))))
+        checked |= {job.display for job in batch if job.why != "summary" and results[job.display].analysed}
         summaries = {d: r.summary for d, r in results.items() if r.summary is not None}
         view = view.with_summaries(summaries)
         builders, handed = set(), set()
@@ -64,8 +75,8 @@ def link(
         callees = _packages_and_callees(view, results, paths, exported) - changed
         if not callees and not changed:
             break
-        batch = [(paths[d], d, "summary", False) for d in sorted(changed | callees)]
-    final = [(paths[d], d, "uses", True) for d in sorted(checked)]
+        batch = [Job(paths[d], d, "summary", False) for d in sorted(changed | callees)]
+    final = [Job(paths[d], d, "uses", True) for d in sorted(checked)]
     results.update(zip(sorted(checked), run(final, replace(settings, project=view))))
     return results, view
 
