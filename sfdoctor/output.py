@@ -14,15 +14,17 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from urllib.parse import quote
 
 from rich.console import Console
 from rich.markup import escape
-from rich.syntax import Syntax
 
 from . import __version__
 from .findings import Finding, Location, RuleInfo
+
+if TYPE_CHECKING:
+    from rich.syntax import Syntax
 
 FORMATS = ("full", "concise", "json", "sarif", "github")
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -65,6 +67,8 @@ def source_lines(filename: str, cell: int | None = None) -> list[str]:
 
 
 def code_frame(filename: str, first: int, last: int, cell: int | None = None) -> Syntax | None:
+    from rich.syntax import Syntax  # pygments: loaded only by a run that prints code frames
+
     lines = source_lines(filename, cell)
     if not lines or first > len(lines):
         return None

@@ -10,13 +10,16 @@ import sys
 from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..config import ConfigError, load_config
 from ..output import make_console
 from .frames import display_path
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 DEFAULT_STEPS = 50
 
@@ -160,5 +163,7 @@ def _looks_like(name: str, options: list[str]) -> bool:
 def _progress(steps: int, enabled: bool) -> Progress | None:
     if not enabled:
         return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
                     TimeElapsedColumn(), console=make_console(sys.stderr), transient=True)
