@@ -29,7 +29,7 @@ PARSER_LIMIT = "Python parses it but libcst, the parser sfdoctor uses, does not 
 
 
 # The files this process parsed during a lint run (`keep`), by name, with their bytes: the project
-# analysis summarises a file in a round and checks it with the rules at the end. `forget_parsed` empties it.
+# analysis summarises a file in a round and checks it with the rules at the end, which takes it out.
 _kept: dict[str, tuple[bytes, ParsedFile, int]] = {}
 KEEP_LINES = 150_000  # a parsed line costs about 3 KiB: at most about 450 MiB per process
 
@@ -39,14 +39,14 @@ def lint_source(
 ) -> FileResult:
     """Lint one file's bytes (`force`: even when the prefilter finds nothing in it, because it uses
     what another module defines). With `rules` the rules run; without, only the file's project summary
-    is wanted (the linking rounds). `keep`: keep the parsed file for the next lint of the same bytes.
+    is wanted (the linking rounds). `keep`: keep the parsed file for a later lint of the same bytes.
     Never raises: a crashing rule becomes an internal error line."""
     data = without_magics(utf8_source(data))  # IPython lines (notebooks and their exports) read as blank
     result = FileResult(lines=data.count(b"\n"))
     if settings.prefilter and not force and not settings.prefilter_pattern.search(data):
         return result
     result.analysed = True
-    kept = _kept.get(filename)
+    kept = _kept.get(filename) if keep else _kept.pop(filename, None)  # the last lint of the run takes it
     parsed = kept[1] if kept is not None and kept[0] == data else None
     if parsed is None:
         try:

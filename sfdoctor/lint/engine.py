@@ -83,7 +83,7 @@ def _lint_job(job: Job, settings: Settings) -> FileResult:
         return FileResult()
     from .checker import lint_source
 
-    return lint_source(job.display, data, settings, force=bool(job.why), rules=job.rules, keep=True)
+    return lint_source(job.display, data, settings, force=bool(job.why), rules=job.rules, keep=not job.rules)
 
 
 def _serve(connection: Connection) -> None:
@@ -95,8 +95,8 @@ def _serve(connection: Connection) -> None:
 
 class Workers:
     """Worker processes kept for the whole run, each file always sent to the same one: it keeps the
-    files it parsed (`lint_source(keep=True)`), so a file summarised in a round and checked by the rules
-    at the end is parsed once. Started on the first batch with enough work for them."""
+    files it parsed for a summary (`lint_source(keep=True)`), so a file summarised in a round and checked
+    by the rules at the end is parsed once. Started on the first batch with enough work for them."""
 
     def __init__(self, count: int) -> None:
         self.count = count
