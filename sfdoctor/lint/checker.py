@@ -63,7 +63,7 @@ def lint_source(
             return result
     try:
         if parsed is None:
-            parsed = ParsedFile(module)
+            parsed = ParsedFile(module, data)
             if keep and sum(lines for _, _, lines in _kept.values()) + result.lines <= KEEP_LINES:
                 _kept[filename] = (data, parsed, result.lines)
         # a file linted on its own is a project of one module: the same analysis as in a run

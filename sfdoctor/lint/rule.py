@@ -25,14 +25,15 @@ class ParsedFile:
     """A parsed module and what follows from its code alone: kept while the project analysis may lint
     the file again (summarised in a round, checked at the end), with another project view."""
 
-    def __init__(self, module: cst.Module) -> None:
+    def __init__(self, module: cst.Module, source: bytes | None = None) -> None:
         self.module = module
+        self.source = source  # the bytes `module` was parsed from, whose lines the positions count
         self.index = ModuleIndex(module)
 
     @cached_property
     def positions(self) -> Positions:
         # only files that report anything pay for positions
-        return Positions(self.module, frozenset(map(id, self.index.block)))
+        return Positions(self.module, frozenset(map(id, self.index.block)), self.source)
 
 
 class FileContext:
