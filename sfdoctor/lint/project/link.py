@@ -77,7 +77,7 @@ def link(
             break
         batch = [Job(paths[d], d, "summary", False) for d in sorted(changed | callees)]
     final = [Job(paths[d], d, "uses", True) for d in sorted(checked)]
-    results.update(zip(sorted(checked), run(final, replace(settings, project=view))))
+    results.update(zip((job.display for job in final), run(final, replace(settings, project=view))))
     return results, view
 
 
@@ -168,7 +168,7 @@ def _importers(
                 found.append(display)
             continue
         if result.analysed:
-            continue  # parsed and failed (SF000), or a module that does not train: nothing to add
+            continue  # analysed but not summarised (SF000, an internal error): nothing to add
         if words.imports(display, stems, names):
             found.append(display)
     return found
